@@ -1,0 +1,181 @@
+"""Settings for one Scribe site. Every value can be set from the environment (see deploy/scribe.env.example)."""
+import os
+import secrets
+from pathlib import Path
+
+from .env import envbool, envint, envlist, envsecret, envstr
+
+# Air-gapped by construction: no library may reach a model hub or send telemetry, whatever the
+# operator's shell exports. Set before any ML library is imported by any process that loads settings.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["PYANNOTE_METRICS_ENABLED"] = "0"
+os.environ["DO_NOT_TRACK"] = "1"
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(envstr("SCRIBE_VAR_DIR", str(BASE_DIR / "var")))
+MEDIA_ROOT = Path(envstr("SCRIBE_MEDIA_ROOT", str(VAR_DIR / "media")))
+STATIC_ROOT = Path(envstr("SCRIBE_STATIC_ROOT", str(VAR_DIR / "static")))
+
+if os.environ.get("SCRIBE_EGRESS_GUARD_LOG"):
+    # Test runs start servers and workers in child processes; they report any outbound connection here.
+    from .egress import install_guard
+
+    install_guard(report_path=os.environ["SCRIBE_EGRESS_GUARD_LOG"])
+
+
+def _secret_key() -> str:
+    if os.environ.get("SCRIBE_SECRET_KEY") or os.environ.get("SCRIBE_SECRET_KEY_FILE"):
+        return envsecret("SCRIBE_SECRET_KEY")
+    # Single-box default: a key generated once and kept beside the data, readable by the service only.
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = envbool("SCRIBE_DEBUG", False)
+ALLOWED_HOSTS = envlist("SCRIBE_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = envlist("SCRIBE_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "channels",
+    "meetings",
+    "transcription",
+    "frontend",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.middleware.ContentSecurityPolicyMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Login is required for every page unless a view opts out with @login_not_required.
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": envstr("SCRIBE_DB_NAME", "scribe"),
+        "USER": envstr("SCRIBE_DB_USER", "scribe"),
+        "PASSWORD": envsecret("SCRIBE_DB_PASSWORD", ""),
+        "HOST": envstr("SCRIBE_DB_HOST", "127.0.0.1"),
+        "PORT": envint("SCRIBE_DB_PORT", 5432, minimum=1, maximum=65535),
+        "CONN_MAX_AGE": envint("SCRIBE_DB_CONN_MAX_AGE", 0, minimum=0),
+        "CONN_HEALTH_CHECKS": True,
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = envstr("SCRIBE_REDIS_URL", "redis://127.0.0.1:6379/0")
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": envstr("SCRIBE_CHANNEL_PREFIX", "scribe")},
+    }
+}
+
+CELERY_BROKER_URL = envstr("SCRIBE_CELERY_BROKER_URL", "redis://127.0.0.1:6379/1")
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "cpu"
+CELERY_TASK_ALWAYS_EAGER = envbool("SCRIBE_CELERY_EAGER", False)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "meetings:list"
+LOGOUT_REDIRECT_URL = "login"
+
+# TLS is terminated by nginx in a production install; the single-box development server is plain HTTP
+# on loopback, so cookies are only marked secure when the site says it is behind HTTPS.
+HTTPS = envbool("SCRIBE_HTTPS", False)
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_SSL_REDIRECT = HTTPS and envbool("SCRIBE_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = envint("SCRIBE_HSTS_SECONDS", 31536000 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
+SESSION_COOKIE_AGE = envint("SCRIBE_SESSION_HOURS", 10, minimum=1) * 3600
+SESSION_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = envstr("SCRIBE_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Serve straight from the app folders too, so a checkout works before collectstatic has run.
+WHITENOISE_USE_FINDERS = True
+
+FILE_UPLOAD_PERMISSIONS = 0o640
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
+
+# Speech engine and reprocessing (filled in by the transcription app).
+ASR_MODEL_DIR = envstr("SCRIBE_ASR_MODEL_DIR", "")
+ASR_DEFAULT_DELAY_MS = envint("SCRIBE_ASR_DEFAULT_DELAY_MS", 480, minimum=80, maximum=2400)
+ASR_REPROCESS_DELAY_MS = envint("SCRIBE_ASR_REPROCESS_DELAY_MS", 960, minimum=80, maximum=2400)
+DIARIZATION_DIR = envstr("SCRIBE_DIARIZATION_DIR", "")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": envstr("SCRIBE_LOG_LEVEL", "INFO")},
+    "loggers": {"django.channels.server": {"level": "WARNING"}},
+}

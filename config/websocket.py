@@ -1,0 +1,8 @@
+"""The WebSocket entry point: every socket needs an allowed Origin and a logged-in session."""
+from channels.auth import AuthMiddlewareStack
+from channels.routing import URLRouter
+from channels.security.websocket import AllowedHostsOriginValidator
+
+websocket_urlpatterns: list = []
+
+websocket_application = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))

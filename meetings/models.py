@@ -1,0 +1,198 @@
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from .languages import LANGUAGE_CHOICES
+
+
+def validate_delay_ms(value: int) -> None:
+    from django.core.exceptions import ValidationError
+
+    if value % 80:
+        raise ValidationError("The caption delay must be a multiple of 80 ms.")
+
+
+class Meeting(models.Model):
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", "Not started"
+        LIVE = "live", "Live"
+        PAUSED = "paused", "Paused"
+        PROCESSING = "processing", "Processing"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    title = models.CharField(max_length=200)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="meetings")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    language = models.CharField(max_length=8, choices=LANGUAGE_CHOICES, blank=True, default="")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
+    delay_ms = models.PositiveIntegerField(
+        default=480,
+        validators=[MinValueValidator(80), MaxValueValidator(2400), validate_delay_ms],
+        help_text="How far captions trail speech. Longer delays are more accurate.",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["owner", "-created_at"])]
+
+    def __str__(self):
+        return self.title
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in (self.Status.LIVE, self.Status.PAUSED)
+
+    @property
+    def started_or_created(self):
+        return self.started_at or self.created_at
+
+
+def recording_path(instance: "Recording", filename: str) -> str:
+    # Names on disk never carry the uploader's file name: it may hold patient or client names.
+    suffix = "".join(c for c in filename.rsplit(".", 1)[-1].lower() if c.isalnum())[:8] if "." in filename else "bin"
+    return f"recordings/{instance.meeting_id}/{instance.sha256 or 'pending'}-{instance.source}.{suffix}"
+
+
+class Recording(models.Model):
+    class Source(models.TextChoices):
+        LIVE = "live", "Captured live"
+        UPLOAD = "upload", "Uploaded"
+
+    meeting = models.ForeignKey(Meeting, on_delete=models.CASCADE, related_name="recordings")
+    file = models.FileField(upload_to=recording_path, max_length=300)
+    original_name = models.CharField(max_length=255, blank=True)
+    content_type = models.CharField(max_length=100, default="audio/wav")
+    size_bytes = models.BigIntegerField(default=0)
+    duration_ms = models.BigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    source = models.CharField(max_length=8, choices=Source.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return f"{self.get_source_display()} recording of {self.meeting}"
+
+
+class Speaker(models.Model):
+    meeting = models.ForeignKey(Meeting, on_delete=models.CASCADE, related_name="speakers")
+    label = models.CharField(max_length=64, help_text="The diarization label, e.g. SPEAKER_00.")
+    display_name = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["label"]
+        constraints = [models.UniqueConstraint(fields=["meeting", "label"], name="speaker_label_unique_per_meeting")]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def name(self) -> str:
+        return self.display_name or self.label
+
+
+class Segment(models.Model):
+    class Origin(models.TextChoices):
+        LIVE = "live", "Live captions"
+        REPROCESSED = "reprocessed", "Reprocessed"
+
+    meeting = models.ForeignKey(Meeting, on_delete=models.CASCADE, related_name="segments")
+    start_ms = models.BigIntegerField()
+    end_ms = models.BigIntegerField()
+    speaker = models.ForeignKey(Speaker, on_delete=models.SET_NULL, null=True, blank=True, related_name="segments")
+    text = models.TextField()
+    origin = models.CharField(max_length=16, choices=Origin.choices)
+    model_version = models.CharField(max_length=200, blank=True)
+    # Indexed per segment, never per meeting: a tsvector is limited to 1 MB and positions to 16,383.
+    search_config = models.CharField(max_length=32, default="simple")
+    search_vector = SearchVectorField(null=True, editable=False)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    edited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["start_ms", "id"]
+        indexes = [
+            models.Index(fields=["meeting", "start_ms"]),
+            GinIndex(fields=["search_vector"], name="segment_search_gin"),
+        ]
+        constraints = [models.CheckConstraint(condition=Q(end_ms__gte=models.F("start_ms")), name="segment_ends_after_start")]
+
+    def __str__(self):
+        return f"{self.start_ms}-{self.end_ms}: {self.text[:40]}"
+
+
+class Sharing(models.Model):
+    class Role(models.TextChoices):
+        VIEW = "view", "Can view"
+        EDIT = "edit", "Can edit"
+
+    meeting = models.ForeignKey(Meeting, on_delete=models.CASCADE, related_name="sharings")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="sharings")
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, null=True, blank=True, related_name="sharings")
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.VIEW)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, group__isnull=True) | Q(user__isnull=True, group__isnull=False),
+                name="sharing_has_user_or_group",
+            ),
+            models.UniqueConstraint(fields=["meeting", "user"], condition=Q(user__isnull=False), name="sharing_unique_user"),
+            models.UniqueConstraint(fields=["meeting", "group"], condition=Q(group__isnull=False), name="sharing_unique_group"),
+        ]
+
+    def __str__(self):
+        return f"{self.user or self.group} {self.role} {self.meeting}"
+
+
+class AuditEvent(models.Model):
+    """Who saw, exported or changed what. Kept when the user or meeting is deleted."""
+
+    class Action(models.TextChoices):
+        LOGIN = "login", "Signed in"
+        LOGIN_FAILED = "login_failed", "Failed sign-in"
+        LOGOUT = "logout", "Signed out"
+        MEETING_CREATE = "meeting_create", "Created a meeting"
+        MEETING_VIEW = "meeting_view", "Opened a meeting"
+        MEETING_UPDATE = "meeting_update", "Changed a meeting"
+        MEETING_DELETE = "meeting_delete", "Deleted a meeting"
+        MEDIA_DOWNLOAD = "media_download", "Played or downloaded audio"
+        EXPORT = "export", "Exported a transcript"
+        SEARCH = "search", "Searched"
+        SEGMENT_EDIT = "segment_edit", "Edited transcript text"
+        SPEAKER_RENAME = "speaker_rename", "Renamed a speaker"
+        SHARE_ADD = "share_add", "Shared a meeting"
+        SHARE_REMOVE = "share_remove", "Stopped sharing a meeting"
+        ACCESS_DENIED = "access_denied", "Was refused access"
+        LIVE_FOLLOW = "live_follow", "Followed live captions"
+        LIVE_HOST = "live_host", "Streamed live audio"
+        ADMIN = "admin", "Administration"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    actor_username = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=32, choices=Action.choices, db_index=True)
+    object_type = models.CharField(max_length=50, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    meeting_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    detail = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_username} {self.action}"

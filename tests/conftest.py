@@ -1,0 +1,52 @@
+import json
+import os
+import tempfile
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+from config import egress
+
+# Every test runs behind the no-egress guard; servers and workers the tests start inherit the
+# report file through the environment and write their refused attempts to it too.
+EGRESS_REPORT = os.environ.setdefault("SCRIBE_EGRESS_GUARD_LOG", tempfile.mktemp(prefix="scribe-egress-", suffix=".jsonl"))
+egress.install_guard(report_path=EGRESS_REPORT)
+
+
+def _egress_attempts() -> list[dict]:
+    try:
+        with open(EGRESS_REPORT, encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+@pytest.fixture(autouse=True)
+def no_egress():
+    before = len(_egress_attempts())
+    yield
+    attempts = _egress_attempts()[before:]
+    if attempts:
+        pytest.fail("outbound network access was attempted: " + "; ".join(a["what"] for a in attempts), pytrace=False)
+
+
+@pytest.fixture
+def owner(db):
+    return User.objects.create_user("alice", password="alice-password-1", first_name="Alice")
+
+
+@pytest.fixture
+def member(db):
+    return User.objects.create_user("bob", password="bob-password-1", first_name="Bob")
+
+
+@pytest.fixture
+def outsider(db):
+    return User.objects.create_user("carol", password="carol-password-1", first_name="Carol")
+
+
+@pytest.fixture
+def team(db, member):
+    group = Group.objects.create(name="Cardiology")
+    member.groups.add(group)
+    return group
