@@ -8,3 +8,5 @@ MEDIA_ROOT = Path(os.environ.get("SCRIBE_MEDIA_ROOT") or tempfile.mkdtemp(prefix
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = "scribe-test"  # noqa: F405
 CELERY_BROKER_URL = os.environ.get("SCRIBE_CELERY_BROKER_URL", "redis://127.0.0.1:6379/3")
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; never outside tests
+# A database per test run, so that two runs on one machine (a developer and CI) never share one.
+DATABASES["default"]["TEST"] = {"NAME": os.environ.get("SCRIBE_TEST_DB_NAME") or f"test_scribe_{os.getpid()}"}  # noqa: F405
