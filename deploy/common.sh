@@ -58,7 +58,7 @@ ensure_database() {
 
 ensure_venv() {
   # $1: requirements file. Reinstalls only when the file (or what it includes) changed.
-  local req="$1" stamp="$VENV/.scribe-installed-${1////_}"
+  local req="$1" stamp="$VENV/.scribe-installed-$(basename "$1")"
   local want
   want="$(cat "$REPO/requirements.txt" "$REPO/$req" | sha256sum | cut -d' ' -f1)"
   if [ ! -x "$PY" ]; then
