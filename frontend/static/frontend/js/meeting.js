@@ -16,7 +16,12 @@ function seek(ms, { play = true } = {}) {
 
 document.addEventListener("click", (event) => {
   const button = event.target.closest("[data-seek]");
-  if (button) seek(Number(button.dataset.seek));
+  if (button) return seek(Number(button.dataset.seek));
+  // Clicking a segment's words plays from there too, unless the reader is selecting text or editing.
+  const segment = event.target.closest(".segment");
+  if (!segment || event.target.closest("details, a, button, textarea, input")) return;
+  if (String(window.getSelection())) return;
+  seek(Number(segment.dataset.startMs));
 });
 
 if (player) {
