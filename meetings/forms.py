@@ -5,11 +5,16 @@ from .models import Meeting, Sharing
 
 
 class MeetingForm(forms.ModelForm):
+    delay_ms = forms.IntegerField(
+        min_value=80, max_value=2400, step_size=80, initial=480, label="Caption delay (ms)",
+        help_text="How far captions trail speech, 80 to 2400 ms in steps of 80. Longer delays are more accurate.",
+        error_messages={"step_size": "The caption delay must be a multiple of 80 ms."},
+    )
+
     class Meta:
         model = Meeting
         fields = ["title", "language", "delay_ms"]
-        labels = {"delay_ms": "Caption delay (ms)", "language": "Spoken language"}
-        widgets = {"delay_ms": forms.NumberInput(attrs={"min": 80, "max": 2400, "step": 80})}
+        labels = {"language": "Spoken language"}
 
 
 class SegmentEditForm(forms.Form):
