@@ -1,0 +1,220 @@
+"""Full-text search over transcript segments, on the real PostgreSQL index and trigger."""
+from datetime import date, datetime, timezone
+
+import pytest
+
+from meetings import services
+from meetings.models import Segment, Sharing, Speaker
+from meetings.search import CANDIDATE_CAP, search_segments
+from tests.factories import meeting_with_transcript
+
+pytestmark = pytest.mark.django_db
+
+
+def search(user, query, **filters):
+    return search_segments(user=user, query=query, **filters)
+
+
+def texts(page):
+    return [Segment.objects.get(pk=hit.segment_id).text for hit in page.hits]
+
+
+def test_it_finds_a_word_and_returns_the_segment_and_its_time(owner):
+    meeting = meeting_with_transcript(owner)
+
+    page = search(owner, "kidney")
+
+    assert page.total == 1 and not page.total_is_capped
+    hit = page.hits[0]
+    segment = Segment.objects.get(pk=hit.segment_id)
+    assert (hit.meeting_id, hit.meeting_title, hit.start_ms, hit.end_ms) == (meeting.pk, "Ward round", 9_800, 15_000)
+    assert hit.speaker_name == "SPEAKER_00"
+    assert "kidney" in segment.text
+    assert "<mark>kidney</mark>" in hit.snippet_html
+    assert hit.meeting_date == meeting.created_at
+
+
+def test_english_stemming_finds_meeting_for_meetings(owner):
+    meeting_with_transcript(owner, lines=[("SPEAKER_00", 0, 1_000, "The meeting starts at nine.")])
+
+    assert texts(search(owner, "meetings")) == ["The meeting starts at nine."]
+
+
+def test_french_and_german_stemming_find_other_forms(owner):
+    meeting_with_transcript(owner, title="Réunion", language="fr", lines=[("SPEAKER_00", 0, 1_000, "Les réunions commencent tôt.")])
+    meeting_with_transcript(owner, title="Sitzung", language="de", lines=[("SPEAKER_00", 0, 1_000, "Die Besprechung dauert lange.")])
+
+    assert texts(search(owner, "réunion")) == ["Les réunions commencent tôt."]
+    assert texts(search(owner, "Besprechungen")) == ["Die Besprechung dauert lange."]
+
+
+def test_exact_words_match_whatever_the_meeting_language(owner):
+    # A German meeting where someone says an English word: the unstemmed form is indexed too.
+    meeting_with_transcript(owner, language="de", lines=[("SPEAKER_00", 0, 1_000, "Wir brauchen ein neues Dashboard.")])
+
+    assert len(search(owner, "dashboard").hits) == 1
+
+
+def test_a_cjk_word_is_found_inside_a_sentence(owner):
+    meeting_with_transcript(owner, language="ja", lines=[("SPEAKER_00", 0, 2_000, "今日の会議は三時からです。")])
+    meeting_with_transcript(owner, language="zh", lines=[("SPEAKER_00", 0, 2_000, "我们讨论了预算问题")])
+
+    page = search(owner, "会議")
+
+    assert texts(page) == ["今日の会議は三時からです。"]
+    assert "<mark>会議</mark>" in page.hits[0].snippet_html
+    assert texts(search(owner, "预算")) == ["我们讨论了预算问题"]
+    assert search(owner, "会議室").hits == []  # every bigram must be there, in order
+
+
+def test_cjk_inside_another_language_is_found(owner):
+    meeting_with_transcript(owner, lines=[("SPEAKER_00", 0, 1_000, "The client from 東京支社 joined late.")])
+
+    assert len(search(owner, "東京").hits) == 1
+
+
+def test_quotes_search_for_a_phrase(owner):
+    meeting_with_transcript(
+        owner,
+        lines=[
+            ("SPEAKER_00", 0, 1_000, "The blood pressure is fine."),
+            ("SPEAKER_01", 1_000, 2_000, "Pressure from the family, and a blood test."),
+        ],
+    )
+
+    assert texts(search(owner, '"blood pressure"')) == ["The blood pressure is fine."]
+    assert len(search(owner, "blood pressure").hits) == 2
+
+
+def test_a_minus_sign_excludes_a_word_and_or_finds_either(owner):
+    meeting_with_transcript(owner)
+
+    assert texts(search(owner, "patient -bed")) == []
+    assert len(search(owner, "dose OR overnight").hits) == 2
+    assert texts(search(owner, "dose -kidneys")) == []  # exclusions are stemmed too
+
+
+def test_an_outsider_cannot_find_another_users_segments(owner, outsider):
+    meeting_with_transcript(owner)
+
+    assert search(outsider, "kidney").hits == []
+    assert search(outsider, "kidney").total == 0
+
+
+def test_a_member_shared_by_user_or_by_group_can_find_segments(owner, member, team):
+    by_user = meeting_with_transcript(owner, title="Shared with Bob", lines=[("SPEAKER_00", 0, 1_000, "Kidney results.")])
+    by_group = meeting_with_transcript(owner, title="Shared with Cardiology", lines=[("SPEAKER_00", 0, 1_000, "Kidney scan.")])
+    meeting_with_transcript(owner, title="Private", lines=[("SPEAKER_00", 0, 1_000, "Kidney notes.")])
+    Sharing.objects.create(meeting=by_user, user=member, created_by=owner)
+    Sharing.objects.create(meeting=by_group, group=team, created_by=owner)
+
+    page = search(member, "kidney")
+
+    assert sorted(hit.meeting_title for hit in page.hits) == ["Shared with Bob", "Shared with Cardiology"]
+    assert len(search(owner, "kidney").hits) == 3
+
+
+def test_it_filters_by_meeting(owner):
+    first = meeting_with_transcript(owner, title="First")
+    meeting_with_transcript(owner, title="Second")
+
+    page = search(owner, "kidney", meeting_id=first.pk)
+
+    assert [hit.meeting_id for hit in page.hits] == [first.pk]
+
+
+def test_it_filters_by_speaker_name_or_label_across_meetings(owner):
+    first = meeting_with_transcript(owner, title="First")
+    meeting_with_transcript(owner, title="Second")
+    Speaker.objects.filter(meeting=first, label="SPEAKER_01").update(display_name="Dr Jones")
+
+    assert [h.speaker_name for h in search(owner, "blood OR kidney", speaker="dr jones").hits] == ["Dr Jones"]
+    assert len(search(owner, "blood OR kidney", speaker="speaker_00").hits) == 2
+    assert search(owner, "kidney", speaker="Nobody").hits == []
+
+
+def test_it_filters_by_meeting_date_started_or_created(owner):
+    old = meeting_with_transcript(owner, title="Old")
+    new = meeting_with_transcript(owner, title="New")
+    old.started_at = datetime(2026, 3, 1, 10, tzinfo=timezone.utc)
+    old.save(update_fields=["started_at"])
+    type(new).objects.filter(pk=new.pk).update(created_at=datetime(2026, 6, 1, 10, tzinfo=timezone.utc))
+
+    def titles(**dates):
+        return [hit.meeting_title for hit in search(owner, "kidney", **dates).hits]
+
+    assert titles(date_from=date(2026, 5, 1)) == ["New"]
+    assert titles(date_to=date(2026, 3, 1)) == ["Old"]
+    assert titles(date_from=date(2026, 3, 1), date_to=date(2026, 6, 1)) == ["New", "Old"]  # newest first on equal rank
+    assert titles(date_from=date(2026, 3, 2), date_to=date(2026, 5, 31)) == []
+
+
+def test_the_snippet_highlights_matches_and_escapes_html_in_the_transcript(owner):
+    meeting_with_transcript(owner, lines=[("SPEAKER_00", 0, 1_000, 'He typed <script>alert("budget")</script> & left.')])
+
+    snippet = search(owner, "budget").hits[0].snippet_html
+
+    assert "<script>" not in snippet
+    assert "&lt;script&gt;" in snippet and "&amp;" in snippet
+    assert "<mark>budget</mark>" in snippet
+
+
+def test_edited_text_is_reindexed(owner):
+    meeting = meeting_with_transcript(owner)
+    segment = meeting.segments.get(start_ms=9_800)
+
+    services.segment_edit(segment=segment, by=owner, text="Then we keep the dose and check the liver function tomorrow.")
+
+    assert search(owner, "kidney").hits == []
+    assert [hit.segment_id for hit in search(owner, "liver").hits] == [segment.pk]
+
+
+def test_bulk_writes_and_a_language_change_are_indexed_by_the_trigger(owner):
+    meeting = meeting_with_transcript(owner, language="")
+    Segment.objects.bulk_create([Segment(meeting=meeting, start_ms=20_000, end_ms=21_000, text="Meetings galore", origin="live")])
+    assert search(owner, "galore").total == 1
+    assert search(owner, "meeting").total == 0  # 'simple': no stemming yet
+
+    services.meeting_update(meeting=meeting, by=owner, title=meeting.title, language="en", delay_ms=meeting.delay_ms)
+
+    assert search(owner, "meeting").total == 1
+
+
+@pytest.mark.parametrize("query", ["", "   ", "!!!", "&|:*", "'", '"', "-kidney", "or", "( ) <->", "a" * 5000, "\x00"])
+def test_empty_or_garbage_queries_return_nothing_without_error(owner, query):
+    meeting_with_transcript(owner)
+
+    page = search(owner, query)
+
+    assert page.hits == [] and page.total == 0
+
+
+def test_the_total_is_capped_and_said_so(owner):
+    meeting = meeting_with_transcript(owner, lines=[])
+    Segment.objects.bulk_create(
+        [Segment(meeting=meeting, start_ms=i, end_ms=i, text=f"Budget line {i}", origin="live") for i in range(CANDIDATE_CAP + 5)]
+    )
+
+    page = search(owner, "budget", offset=CANDIDATE_CAP - 5, limit=20)
+
+    assert page.total == CANDIDATE_CAP and page.total_is_capped
+    assert len(page.hits) == 5
+
+
+def test_a_page_past_the_end_still_reports_the_total(owner):
+    meeting_with_transcript(owner)
+
+    page = search(owner, "kidney", offset=40)
+
+    assert (page.hits, page.total) == ([], 1)
+
+
+def test_a_search_page_takes_two_queries_whatever_the_number_of_meetings(owner, member, team, django_assert_max_num_queries):
+    for i in range(12):
+        meeting = meeting_with_transcript(owner, title=f"Round {i}")
+        Sharing.objects.create(meeting=meeting, group=team, created_by=owner)
+
+    with django_assert_max_num_queries(2):
+        page = search(member, "kidney OR blood", speaker="SPEAKER_01", date_from=date(2000, 1, 1))
+
+    assert len(page.hits) == 12
