@@ -2,6 +2,7 @@
 from datetime import date, datetime, timezone
 
 import pytest
+from django.db import connection
 
 from meetings import services
 from meetings.models import Segment, Sharing, Speaker
@@ -209,12 +210,22 @@ def test_a_page_past_the_end_still_reports_the_total(owner):
     assert (page.hits, page.total) == ([], 1)
 
 
-def test_a_search_page_takes_two_queries_whatever_the_number_of_meetings(owner, member, team, django_assert_max_num_queries):
+def test_a_search_page_takes_four_queries_whatever_the_number_of_meetings(owner, member, team, django_assert_max_num_queries):
     for i in range(12):
         meeting = meeting_with_transcript(owner, title=f"Round {i}")
         Sharing.objects.create(meeting=meeting, group=team, created_by=owner)
 
-    with django_assert_max_num_queries(2):
+    # Expand the terms, set the planner, search and rank, restore the planner.
+    with django_assert_max_num_queries(4):
         page = search(member, "kidney OR blood", speaker="SPEAKER_01", date_from=date(2000, 1, 1))
 
     assert len(page.hits) == 12
+
+
+def test_the_planner_settings_are_put_back_after_a_search(owner):
+    meeting_with_transcript(owner)
+    search(owner, "kidney")
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('enable_seqscan'), current_setting('enable_indexscan')")
+        assert cursor.fetchone() == ("on", "on")
