@@ -33,6 +33,18 @@ def no_egress(request):
         pytest.fail("outbound network access was attempted: " + "; ".join(a["what"] for a in attempts), pytrace=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _end_child_connections(django_db_setup, django_db_blocker):
+    """Servers and workers started by tests may leave a connection closing; the test database can only be dropped without them."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()"
+        )
+
+
 @pytest.fixture
 def owner(db):
     return User.objects.create_user("alice", password="alice-password-1", first_name="Alice")

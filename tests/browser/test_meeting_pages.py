@@ -18,7 +18,7 @@ def test_a_user_signs_in_opens_a_meeting_plays_from_a_segment_and_searches(live_
     sign_in(page, live_site, "alice", "alice-password-1")
     page.get_by_role("link", name="Ward round").click()
     page.get_by_role("heading", name="Ward round").wait_for()
-    assert page.get_by_text("Her blood pressure improved overnight").is_visible()
+    assert page.locator(".segment .text", has_text="Her blood pressure improved overnight").is_visible()
 
     # Choosing a time stamp moves the player there.
     page.get_by_role("button", name="Play from 00:04").click()
