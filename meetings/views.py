@@ -15,6 +15,7 @@ from .audit import audit
 from .forms import MeetingForm, SearchForm, SegmentEditForm, ShareForm, SpeakerRenameForm
 from .media import file_response
 from .models import AuditEvent, Recording, Segment, Sharing, Speaker
+from .search import search_segments
 
 
 
@@ -203,8 +204,6 @@ def search(request):
     if form.is_valid() and form.cleaned_data["q"].strip():
         data = form.cleaned_data
         page_number = data.get("page") or 1
-        from .search import search_segments
-
         results = search_segments(
             user=request.user,
             query=data["q"],
