@@ -1,10 +1,16 @@
 """Settings for the test suite: the real PostgreSQL and Redis, kept apart from a running site's data."""
+import atexit
 import os
+import shutil
 import tempfile
 
 from .settings import *  # noqa: F403
 
-MEDIA_ROOT = Path(os.environ.get("SCRIBE_MEDIA_ROOT") or tempfile.mkdtemp(prefix="scribe-test-media-"))  # noqa: F405
+if os.environ.get("SCRIBE_MEDIA_ROOT"):
+    MEDIA_ROOT = Path(os.environ["SCRIBE_MEDIA_ROOT"])  # noqa: F405
+else:
+    MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="scribe-test-media-"))  # noqa: F405
+    atexit.register(shutil.rmtree, MEDIA_ROOT, ignore_errors=True)
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = "scribe-test"  # noqa: F405
 CELERY_BROKER_URL = os.environ.get("SCRIBE_CELERY_BROKER_URL", "redis://127.0.0.1:6379/3")
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; never outside tests
