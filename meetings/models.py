@@ -2,6 +2,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -10,8 +11,6 @@ from .languages import LANGUAGE_CHOICES
 
 
 def validate_delay_ms(value: int) -> None:
-    from django.core.exceptions import ValidationError
-
     if value % 80:
         raise ValidationError("The caption delay must be a multiple of 80 ms.")
 
