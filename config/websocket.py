@@ -3,6 +3,8 @@ from channels.auth import AuthMiddlewareStack
 from channels.routing import URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
 
-websocket_urlpatterns: list = []
+from transcription.routing import websocket_urlpatterns as live_routes
+
+websocket_urlpatterns: list = [*live_routes]
 
 websocket_application = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))

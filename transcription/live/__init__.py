@@ -1,0 +1,1 @@
+"""Live captions: the host's audio in, captions out to every follower of the meeting."""

@@ -1,0 +1,32 @@
+"""Live caption settings, read once. Each can be set in Django settings or the environment."""
+from django.conf import settings
+
+from config.env import envint, envstr
+
+
+def _setting(name: str, env_reader, env_name: str, default, **kw):
+    value = getattr(settings, name, None)
+    return value if value is not None else env_reader(env_name, default, **kw)
+
+
+def engine_mode() -> str:
+    """`local`: the engine runs in the server process; `worker`: in `manage.py run_caption_worker` processes."""
+    return _setting("ASR_LIVE_ENGINE", envstr, "SCRIBE_ASR_LIVE_ENGINE", "local")
+
+
+def worker_channel() -> str:
+    return _setting("ASR_WORKER_CHANNEL", envstr, "SCRIBE_ASR_WORKER_CHANNEL", "caption-workers")
+
+
+def recheck_seconds() -> int:
+    """How often a socket re-checks its session and sharing (also before handling frames)."""
+    return _setting("LIVE_RECHECK_SECONDS", envint, "SCRIBE_LIVE_RECHECK_SECONDS", 5, minimum=0)
+
+
+def status_seconds() -> int:
+    return _setting("LIVE_STATUS_SECONDS", envint, "SCRIBE_LIVE_STATUS_SECONDS", 2, minimum=1)
+
+
+def idle_close_seconds() -> int:
+    """A page that has sent nothing (not even a ping) for this long is treated as gone."""
+    return _setting("LIVE_IDLE_CLOSE_SECONDS", envint, "SCRIBE_LIVE_IDLE_CLOSE_SECONDS", 30, minimum=5)
