@@ -111,7 +111,9 @@ REDIS_URL = envstr("SCRIBE_REDIS_URL", "redis://127.0.0.1:6379/0")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": envstr("SCRIBE_CHANNEL_PREFIX", "scribe")},
+        # redis-py 8 reads with a 5 s socket timeout by default, the same as channels_redis's blocking pop:
+        # every socket idle for 5 s would die with "Timeout reading". Reads must outlast the pop.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "prefix": envstr("SCRIBE_CHANNEL_PREFIX", "scribe")},
     }
 }
 
