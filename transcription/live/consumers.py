@@ -151,11 +151,12 @@ class FollowConsumer(LiveSocket):
         await self.send_json(await self.current_status())
 
     async def current_status(self) -> StatusEvent:
-        raw = await self.redis.get(redis_key("status", self.meeting_id))
+        status = await db(session.meeting_status)(self.meeting_id)
+        live = status in (Meeting.Status.LIVE, Meeting.Status.PAUSED)
+        raw = await self.redis.get(redis_key("status", self.meeting_id)) if live else None
         if raw:
             return json.loads(raw)
-        status = await db(session.meeting_status)(self.meeting_id)
-        host = "offline" if status in (Meeting.Status.LIVE, Meeting.Status.PAUSED, Meeting.Status.SCHEDULED, "") else "ended"
+        host = "offline" if live or status == Meeting.Status.SCHEDULED else "ended"
         seq = await db(session.final_count)(self.meeting_id)
         return {"type": "status", "host": host, "seq": seq, "sent_at": time.time(),
                 "engine": {"ready": False, "last_step_age_ms": None, "lag_ms": 0, "stalled": False}}

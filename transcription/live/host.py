@@ -16,6 +16,7 @@ from .recorder import WavAppender
 
 log = logging.getLogger(__name__)
 LOCK_TTL_S = 10
+TAKEOVER_WAIT_S = 3
 NO_ENGINE: EngineHealth = {"ready": False, "last_step_age_ms": None, "lag_ms": 0, "stalled": False}
 
 
@@ -37,13 +38,17 @@ class HostConsumer(LiveSocket):
     async def take_host_lock(self):
         """One host socket per meeting. A newer one (a reconnect, another tab) takes over from the older."""
         key = redis_key("host", self.meeting_id)
-        deadline = time.monotonic() + LOCK_TTL_S
+        # The old socket closes its recording within milliseconds of being told; a dead one never answers.
+        deadline = time.monotonic() + TAKEOVER_WAIT_S
+        told = None
         while not await self.redis.set(key, self.channel_name, nx=True, ex=LOCK_TTL_S):
             holder = await self.redis.get(key)
             if holder and time.monotonic() < deadline:
-                await self.channel_layer.send(holder.decode(), {"type": "host.takeover"})
+                if holder != told:
+                    told = holder
+                    await self.channel_layer.send(holder.decode(), {"type": "host.takeover"})
                 await asyncio.sleep(0.2)
-            else:  # the old holder is gone without letting go
+            else:  # the old holder died without letting go (its lock would expire by itself)
                 await self.redis.set(key, self.channel_name, ex=LOCK_TTL_S)
                 break
 
@@ -178,6 +183,8 @@ class HostConsumer(LiveSocket):
         if ended:
             await db(session.host_end)(meeting_id=self.meeting_id)
         await self.publish_status("ended" if ended else "offline")
+
+    async def release_host_lock(self):
         key = redis_key("host", self.meeting_id)
         if (await self.redis.get(key) or b"").decode() == self.channel_name:
             await self.redis.delete(key)
@@ -202,12 +209,13 @@ class HostConsumer(LiveSocket):
     async def publish_status(self, host: str | None = None):
         host = host or ("paused" if self.paused else "live")
         event: StatusEvent = {"type": "status", "host": host, "seq": self.final_seq, "engine": self.engine_health(), "sent_at": time.time()}
-        await self.redis.set(redis_key("status", self.meeting_id), json.dumps(event), ex=LOCK_TTL_S if host != "ended" else 3600)
+        await self.redis.set(redis_key("status", self.meeting_id), json.dumps(event), ex=LOCK_TTL_S)
         await self.channel_layer.group_send(group_name(self.meeting_id), event)
 
     async def disconnect(self, code):
         try:
             await self.finish(ended=False)
+            await self.release_host_lock()
         finally:
             if self.disk:
                 self.disk.shutdown(wait=False)
