@@ -1,0 +1,39 @@
+"""The host page, the caption view and caption preferences, as plain HTTP."""
+import pytest
+
+from meetings import services
+from meetings.models import Sharing
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_owner_gets_the_host_page_and_a_viewer_the_caption_view(client, owner, member, outsider, team):
+    meeting = services.meeting_create(owner=owner, title="Ward round")
+    services.meeting_share(meeting=meeting, by=owner, group=team, role=Sharing.Role.VIEW)
+    client.force_login(owner)
+    assert "Start live captions" in client.get(f"/meetings/{meeting.pk}/").content.decode()
+    page = client.get(f"/meetings/{meeting.pk}/live/host").content.decode()
+    assert 'data-socket-path="/ws/meetings/%d/live/host"' % meeting.pk in page and '<option value="480" selected>' in page
+
+    client.force_login(member)
+    assert "Follow live captions" in client.get(f"/meetings/{meeting.pk}/").content.decode()
+    assert client.get(f"/meetings/{meeting.pk}/live/host").status_code == 404
+    page = client.get(f"/meetings/{meeting.pk}/live/").content.decode()
+    assert 'role="log"' in page and 'aria-hidden="true"' in page
+
+    client.force_login(outsider)
+    assert client.get(f"/meetings/{meeting.pk}/live/").status_code == 404
+
+
+def test_caption_preferences_are_kept_per_user(client, member, owner):
+    meeting = services.meeting_create(owner=owner, title="Ward round")
+    services.meeting_share(meeting=meeting, by=owner, user=member, role=Sharing.Role.VIEW)
+    client.force_login(member)
+    response = client.post("/live/preferences", {"font_size": 48, "lines": 4, "theme": "contrast"})
+    assert response.status_code == 200
+    member.refresh_from_db()
+    assert (member.caption_preferences.font_size, member.caption_preferences.lines) == (48, 4)
+    page = client.get(f"/meetings/{meeting.pk}/live/").content.decode()
+    assert "theme-contrast" in page and 'data-font-size="48"' in page
+    response = client.post("/live/preferences", {"font_size": 500, "lines": 4, "theme": "contrast"})
+    assert response.status_code == 400 and "font_size" in response.json()["errors"]

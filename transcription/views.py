@@ -1,0 +1,39 @@
+"""Pages for live captions: the owner's host page, the caption view, and saving caption preferences."""
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET, require_POST
+
+from meetings.access import OWNER, VIEW
+from meetings.views import meeting_access
+
+from .forms import CaptionPreferencesForm
+from .models import CaptionPreferences
+
+DELAYS_MS = range(80, 2401, 80)
+
+
+def _preferences(user) -> CaptionPreferences:
+    return CaptionPreferences.objects.filter(user=user).first() or CaptionPreferences(user=user)
+
+
+@require_GET
+@meeting_access(OWNER)
+def live_host(request, meeting, role):
+    context = {"meeting": meeting, "delays": DELAYS_MS, "prefs": _preferences(request.user)}
+    return render(request, "live/host.html", context)
+
+
+@require_GET
+@meeting_access(VIEW)
+def live_follow(request, meeting, role):
+    prefs = _preferences(request.user)
+    return render(request, "live/captions.html", {"meeting": meeting, "prefs": prefs, "prefs_form": CaptionPreferencesForm(instance=prefs)})
+
+
+@require_POST
+def caption_preferences(request):
+    form = CaptionPreferencesForm(request.POST, instance=_preferences(request.user))
+    if not form.is_valid():
+        return JsonResponse({"errors": {k: " ".join(v) for k, v in form.errors.items()}}, status=400)
+    form.save()
+    return JsonResponse({"saved": True})
