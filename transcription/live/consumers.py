@@ -74,6 +74,17 @@ class LiveSocket(AsyncWebsocketConsumer):
     async def joined(self):
         pass
 
+    async def current_status(self) -> StatusEvent:
+        status = await db(session.meeting_status)(self.meeting_id)
+        live = status in (Meeting.Status.LIVE, Meeting.Status.PAUSED)
+        raw = await self.redis.get(redis_key("status", self.meeting_id)) if live else None
+        if raw:
+            return json.loads(raw)
+        host = "offline" if live or status == Meeting.Status.SCHEDULED else "ended"
+        seq = await db(session.final_count)(self.meeting_id)
+        return {"type": "status", "host": host, "seq": seq, "sent_at": time.time(),
+                "engine": {"ready": False, "last_step_age_ms": None, "lag_ms": 0, "stalled": False}}
+
     async def refuse(self, reason: str):
         code, message = REFUSALS[reason]
         if not self.closed:
@@ -149,17 +160,6 @@ class FollowConsumer(LiveSocket):
     async def joined(self):
         await db(session.audit_socket)(self.scope, AuditEvent.Action.LIVE_FOLLOW, user=self.user, meeting_id=self.meeting_id)
         await self.send_json(await self.current_status())
-
-    async def current_status(self) -> StatusEvent:
-        status = await db(session.meeting_status)(self.meeting_id)
-        live = status in (Meeting.Status.LIVE, Meeting.Status.PAUSED)
-        raw = await self.redis.get(redis_key("status", self.meeting_id)) if live else None
-        if raw:
-            return json.loads(raw)
-        host = "offline" if live or status == Meeting.Status.SCHEDULED else "ended"
-        seq = await db(session.final_count)(self.meeting_id)
-        return {"type": "status", "host": host, "seq": seq, "sent_at": time.time(),
-                "engine": {"ready": False, "last_step_age_ms": None, "lag_ms": 0, "stalled": False}}
 
     async def receive_message(self, kind, message):
         if kind != "hello":

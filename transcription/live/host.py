@@ -34,6 +34,7 @@ class HostConsumer(LiveSocket):
         self.events: asyncio.Queue = asyncio.Queue()
         self.disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-recording")
         await self.take_host_lock()
+        await self.send_json(await self.current_status())
 
     async def take_host_lock(self):
         """One host socket per meeting. A newer one (a reconnect, another tab) takes over from the older."""

@@ -44,7 +44,15 @@ async function listDevices() {
 async function openMicrophone() {
   const deviceId = deviceSelect.value;
   const stream = await navigator.mediaDevices.getUserMedia({
-    audio: { deviceId: deviceId ? { exact: deviceId } : undefined, channelCount: 1 },
+    // The browser's call processing (echo cancelling, noise suppression, gain control) would reshape the
+    // speech the model and the recording get; captions want the microphone as it is.
+    audio: {
+      deviceId: deviceId ? { exact: deviceId } : undefined,
+      channelCount: 1,
+      echoCancellation: false,
+      noiseSuppression: false,
+      autoGainControl: false,
+    },
   });
   const context = new AudioContext();
   await context.audioWorklet.addModule(root.dataset.workletUrl);
