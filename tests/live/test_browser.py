@@ -48,13 +48,35 @@ def site(transactional_db, tmp_path):
         yield url
 
 
-def best_alignment(recorded: np.ndarray, reference: np.ndarray) -> float:
-    """Highest normalised cross-correlation of `reference` against any stretch of `recorded`."""
-    r, w = recorded.astype(np.float64), reference.astype(np.float64)
+def ncc(recorded: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """Normalised cross-correlation of `window` at every position of `recorded`."""
+    r, w = recorded.astype(np.float64), window.astype(np.float64)
     n = 1 << int(np.ceil(np.log2(len(r) + len(w))))
     corr = np.fft.irfft(np.fft.rfft(r, n) * np.conj(np.fft.rfft(w, n)), n)[: len(r) - len(w) + 1]
-    energy = np.sqrt(np.convolve(r * r, np.ones(len(w)), "valid"))
-    return float(np.max(corr / (energy * np.linalg.norm(w) + 1e-9)))
+    energy = np.sqrt(np.maximum(np.convolve(r * r, np.ones(len(w)), "valid"), 0))
+    return corr / (energy * np.linalg.norm(w) + 1e-9)
+
+
+def window_alignment(recorded: np.ndarray, reference: np.ndarray, rate: int = 16_000) -> float:
+    """Median correlation of each voiced second of the speech with the recording near where it should be.
+
+    Windows are aligned one by one (within 150 ms of the first one's offset), so that a capture glitch of a
+    few milliseconds on a loaded machine does not hide that the recording is the speech.
+    """
+    scores, offset = [], None
+    for start in range(0, len(reference) - rate, rate):
+        window = reference[start : start + rate]
+        if np.sqrt(np.mean(window.astype(float) ** 2)) < 300:
+            continue
+        if offset is None:
+            c = ncc(recorded, window)
+            offset = int(np.argmax(c)) - start
+            scores.append(float(np.max(c)))
+            continue
+        lo = max(0, start + offset - 2400)
+        c = ncc(recorded[lo : start + offset + rate + 2400], window)
+        scores.append(float(np.max(c)))
+    return float(np.median(scores))
 
 
 def open_page(browser, site, user, password, path, errors):
@@ -90,7 +112,7 @@ def test_the_host_streams_the_follower_sees_it_live_and_the_recording_matches_th
     reference, _ = read_wav(speech)
     assert rate == 16_000 and recording.duration_ms == len(recorded) // 16
     assert recording.duration_ms >= wav_duration_ms(speech) - 300
-    assert best_alignment(recorded, reference) > 0.8
+    assert window_alignment(recorded, reference) > 0.8
 
 
 def test_the_caption_view_and_host_page_have_no_accessibility_violations(chromium, site, people):
