@@ -1,0 +1,169 @@
+"""One batched model step: 80 ms of audio and one token in, one token out, for rows 0..B-1 of the pool.
+
+This re-implements only the attention of `VoxtralRealtimeForConditionalGeneration` (ring caches with an
+exact sliding-window mask and in-place writes, so shapes never change); norms, MLPs, convolutions, the
+projector, embeddings and the LM head are the model's own modules, called on the model's own weights.
+Rows that have no new audio this tick ride along with `active=False`: their outputs are discarded and
+every cache write keeps the old value, so a row's state changes only when it really steps.
+"""
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .audio import MEL_FRAMES_PER_STEP
+from .cache import EMPTY, CachePool
+
+MAX_DELAY_STEPS = 30  # 2400 ms
+
+
+@dataclass
+class StepBuffers:
+    """Static inputs and output of the step; a CUDA graph reads and writes exactly these tensors."""
+
+    mel: torch.Tensor  # (S, MELS, 8) model dtype
+    token: torch.Tensor  # (S,) long: the input token of this step
+    pos: torch.Tensor  # (S,) long: the decoder position of this step
+    delay: torch.Tensor  # (S,) long: delay in steps, selects the time conditioning
+    active: torch.Tensor  # (S,) bool
+    next_token: torch.Tensor  # (S,) long, output
+
+    @classmethod
+    def allocate(cls, slots: int, mels: int, device, dtype) -> "StepBuffers":
+        return cls(
+            mel=torch.zeros(slots, mels, MEL_FRAMES_PER_STEP, device=device, dtype=dtype),
+            token=torch.zeros(slots, device=device, dtype=torch.long),
+            pos=torch.zeros(slots, device=device, dtype=torch.long),
+            delay=torch.ones(slots, device=device, dtype=torch.long),
+            active=torch.zeros(slots, device=device, dtype=torch.bool),
+            next_token=torch.zeros(slots, device=device, dtype=torch.long),
+        )
+
+
+def rotate_half(x):
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def rope(x, cos, sin):
+    """x (B, H, L, D), cos/sin (B, L, D): the model's apply_rotary_pos_emb, one tensor at a time."""
+    return (x * cos.unsqueeze(1)) + (rotate_half(x) * sin.unsqueeze(1))
+
+
+def ring_write(cache, rows, ring_idx, new, active):
+    """cache (S, H, R, D)[rows, :, ring_idx] = new (B, L, H, D) where active, else unchanged."""
+    old = cache[rows, :, ring_idx]  # (B, L, H, D)
+    cache[rows, :, ring_idx] = torch.where(active[:, None, None, None], new, old)
+
+
+def window_mask(key_pos, query_pos, window):
+    """key_pos (B, R), query_pos (B, L) -> (B, 1, L, R) bool: causal sliding window, empties hidden."""
+    k = key_pos[:, None, None, :]
+    q = query_pos[:, None, :, None]
+    return (k != EMPTY) & (k <= q) & (k > q - window)
+
+
+class ModelStep:
+    """Holds references to the model's modules and the pool; `__call__(B)` runs rows 0..B-1."""
+
+    def __init__(self, model, pool: CachePool, bufs: StepBuffers):
+        self.pool, self.bufs = pool, bufs
+        cfg = model.config
+        inner = model.model
+        self.audio = inner.audio_tower
+        self.text = inner.language_model
+        self.projector = inner.multi_modal_projector
+        self.lm_head = model.lm_head
+        self.downsample = cfg.downsample_factor
+        self.audio_hidden = cfg.audio_config.hidden_size
+        self.text_window = cfg.text_config.sliding_window
+        self.audio_window = cfg.audio_config.sliding_window
+        self.delay_scales = self._delay_scales(inner, cfg)  # (layers, MAX_DELAY_STEPS + 1, D)
+
+    @torch.no_grad()
+    def _delay_scales(self, inner, cfg):
+        """`1 + ada_rms_norm(t_cond)` for every delay, computed as the model does it on every forward."""
+        p = next(self.text.parameters())
+        rows = []
+        for layer in self.text.layers:
+            per_delay = []
+            for d in range(MAX_DELAY_STEPS + 1):
+                t_cond = inner.time_embedding(torch.full((1,), d, device=p.device, dtype=p.dtype))[None, ...]
+                per_delay.append((1 + layer.ada_rms_norm(t_cond))[0])
+            rows.append(torch.stack(per_delay))
+        return torch.stack(rows)
+
+    @torch.no_grad()
+    def __call__(self, B: int) -> torch.Tensor:
+        b = self.bufs
+        active, pos = b.active[:B], b.pos[:B]
+        rows = torch.arange(B, device=pos.device)
+        audio_embeds = self._encode(B, rows, b.mel[:B], pos, active)  # (B, 1, D)
+        hidden = self.text.embed_tokens(b.token[:B])[:, None, :]  # (B, 1, D)
+        hidden = hidden + audio_embeds
+        hidden = self._decode(B, rows, hidden, pos, b.delay[:B], active)
+        logits = self.lm_head(hidden[:, -1, :])  # (B, V)
+        b.next_token[:B].copy_(logits.float().argmax(dim=-1))
+        return b.next_token[:B]
+
+    def _conv(self, conv, history, x, active):
+        """Causal conv with the pool's history in place of the padding cache. x (B, C, T)."""
+        full = torch.cat([history, x], dim=-1)
+        keep = history.shape[-1]
+        history.copy_(torch.where(active[:, None, None], full[:, :, -keep:], history))
+        return F.conv1d(full, conv.weight, conv.bias, conv.stride, 0, conv.dilation, conv.groups)
+
+    def _encode(self, B, rows, mel, pos, active):
+        p, emb = self.pool, self.audio.embedder
+        h = F.gelu(self._conv(emb.conv1, p.conv1[:B], mel, active))  # (B, C, 8)
+        h = F.gelu(self._conv(emb.conv2, p.conv2[:B], h, active))  # (B, C, 4)
+        h = h.permute(0, 2, 1)  # (B, 4, C)
+        frames = h.shape[1]
+        qpos = pos[:, None] * frames + torch.arange(frames, device=pos.device)  # (B, 4)
+        ring_idx = qpos % p.shape.audio_ring
+        p.audio_pos[rows[:, None], ring_idx] = torch.where(active[:, None], qpos, p.audio_pos[rows[:, None], ring_idx])
+        mask = window_mask(p.audio_pos[:B], qpos, self.audio_window)  # (B, 1, 4, R)
+        cos, sin = self.audio.rotary_emb(h, position_ids=qpos)
+        for i, layer in enumerate(self.audio.layers):
+            x = layer.self_attn_layer_norm(h)
+            x = self._attend(layer.self_attn, x, cos, sin, p.audio_k[i][:B], p.audio_v[i][:B], rows, ring_idx, mask, active)
+            h = h + x
+            h = h + layer.mlp(layer.final_layer_norm(h))
+        h = self.audio.norm(h)
+        h = h.reshape(B, -1, self.audio_hidden * self.downsample)  # (B, 1, 4C)
+        return self.projector(h)
+
+    def _decode(self, B, rows, hidden, pos, delay, active):
+        p = self.pool
+        qpos = pos[:, None]  # (B, 1)
+        ring_idx = qpos % p.shape.text_window
+        p.text_pos[rows[:, None], ring_idx] = torch.where(active[:, None], qpos, p.text_pos[rows[:, None], ring_idx])
+        mask = window_mask(p.text_pos[:B], qpos, self.text_window)  # (B, 1, 1, R)
+        cos, sin = self.text.rotary_emb(hidden, position_ids=qpos)
+        for i, layer in enumerate(self.text.layers):
+            x = layer.input_layernorm(hidden)
+            x = self._attend(layer.self_attn, x, cos, sin, p.text_k[i][:B], p.text_v[i][:B], rows, ring_idx, mask, active)
+            hidden = hidden + x
+            x = layer.post_attention_layernorm(hidden)
+            x = x * self.delay_scales[i][delay][:, None, :]
+            hidden = hidden + layer.mlp(x)
+        return self.text.norm(hidden)
+
+    def _attend(self, attn, x, cos, sin, k_cache, v_cache, rows, ring_idx, mask, active):
+        """x (B, L, D) -> (B, L, D); k/v_cache (B, Hkv, R, Dh) views of the pool, written in place."""
+        B, L, _ = x.shape
+        Dh = attn.head_dim
+        q = attn.q_proj(x).view(B, L, -1, Dh).transpose(1, 2)  # (B, H, L, Dh)
+        k = attn.k_proj(x).view(B, L, -1, Dh).transpose(1, 2)  # (B, Hkv, L, Dh)
+        v = attn.v_proj(x).view(B, L, -1, Dh)  # (B, L, Hkv, Dh)
+        q, k = rope(q, cos, sin), rope(k, cos, sin)
+        ring_write(k_cache, rows[:, None], ring_idx, k.transpose(1, 2), active)
+        ring_write(v_cache, rows[:, None], ring_idx, v, active)
+        H, Hkv = q.shape[1], k_cache.shape[1]
+        # Grouped-query attention without repeating the cache: the G query heads that share a KV head
+        # become G query rows of that head (heads h = kv * G + g, as repeat_kv lays them out).
+        q = q.reshape(B, Hkv, (H // Hkv) * L, Dh)
+        m = mask if L == 1 else mask.repeat(1, 1, H // Hkv, 1)
+        out = F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=m, scale=attn.scaling)
+        out = out.reshape(B, H, L, Dh).transpose(1, 2).reshape(B, L, H * Dh)
+        return attn.o_proj(out)
