@@ -1,0 +1,140 @@
+"""Voxtral Mini 4B Realtime transcription engine: many live streams and whole recordings, one GPU.
+
+    engine = Engine.load("/srv/models/voxtral-realtime", EngineOptions(max_streams=64))
+    stream = engine.open_stream(delay_ms=480, on_event=callback)   # EngineAtCapacity when full
+    stream.push(pcm_int16)                                          # any thread, any chunk size
+    text = stream.close()                                           # or close_nowait() -> Future
+    engine.transcribe(recording, delay_ms=960) -> Transcript
+    engine.health() -> dict
+    engine.shutdown()
+
+All model work runs on one engine thread (see scheduler.py); every public method is thread-safe and
+returns without waiting for the GPU, except `Stream.close`, `transcribe*` and `shutdown`, which block
+the calling thread (run them in a worker thread from asyncio, or use `close_nowait`). No Django here.
+"""
+import itertools
+import threading
+
+import numpy as np
+import torch
+
+from . import audio as A
+from . import loading, offline
+from .cache import CachePool, PoolShape
+from .errors import (EngineAtCapacity, EngineError, EngineStopped, InvalidAudio, InvalidDelay, ModelCorrupt,
+                     ModelIncomplete, ModelNotFound, StreamClosed)
+from .events import Delta, Error, Final, TokenTime, Transcript, Word
+from .options import EngineOptions
+from .runner import StepRunner
+from .scheduler import Scheduler
+from .step import ModelStep, StepBuffers
+from .stream import Stream, StreamState
+
+__all__ = [
+    "Engine", "EngineOptions", "Stream", "Transcript", "TokenTime", "Word", "Delta", "Final", "Error",
+    "EngineError", "EngineAtCapacity", "EngineStopped", "InvalidAudio", "InvalidDelay", "ModelNotFound",
+    "ModelIncomplete", "ModelCorrupt", "StreamClosed",
+]
+
+GIB = 1024**3
+
+
+def _device_and_dtype(options: EngineOptions):
+    device = torch.device(options.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise EngineError("The engine is configured for a GPU but CUDA is not available on this machine.")
+    default = torch.bfloat16 if device.type == "cuda" else torch.float32
+    dtype = getattr(torch, options.dtype) if options.dtype else default
+    return device, dtype
+
+
+def _pool_slots(shape_for, device, dtype, options: EngineOptions) -> int:
+    if device.type != "cuda":
+        return options.max_streams
+    free, _ = torch.cuda.mem_get_info(device)
+    budget = free * options.memory_fraction - options.activation_reserve_gib * GIB
+    per_slot = shape_for(1).bytes_per_slot(dtype)
+    slots = min(options.max_streams, int(budget // per_slot))
+    if slots < 1:
+        raise EngineError(
+            f"Not enough free GPU memory for even one stream: {free / GIB:.1f} GiB free after loading the model, "
+            f"{per_slot / GIB:.2f} GiB needed per stream plus {options.activation_reserve_gib} GiB reserve."
+        )
+    return slots
+
+
+class Engine:
+    def __init__(self, model, spec: loading.ModelSpec, options: EngineOptions = EngineOptions()):
+        """Prefer `Engine.load`; this takes an already loaded model (tests, benchmarks)."""
+        self.options, self.spec, self.model = options, spec, model
+        p = next(model.parameters())
+        self.device, self.dtype = p.device, p.dtype
+        cfg = model.config
+        slots = _pool_slots(lambda n: PoolShape.for_model(cfg, n), self.device, self.dtype, options)
+        self.pool = CachePool(PoolShape.for_model(cfg, slots), self.device, self.dtype)
+        bufs = StepBuffers.allocate(slots, cfg.audio_config.num_mel_bins, self.device, self.dtype)
+        step = ModelStep(model, self.pool, bufs)
+        self.runner = StepRunner(step, slots, use_graphs=options.cuda_graphs and self.device.type == "cuda")
+        self.runner.warm_up()
+        logmel = A.LogMel(spec.mel_filters, spec.global_log_mel_max)
+        self.scheduler = Scheduler(self.runner, self.pool, logmel, self.device, self.dtype, slots, options.health_window)
+        self._ids = itertools.count(1)
+        self._ids_lock = threading.Lock()
+        self.scheduler.start()
+
+    @classmethod
+    def load(cls, model_dir, options: EngineOptions = EngineOptions()) -> "Engine":
+        """Load from a local folder (never downloads), size the stream pool, capture and warm up the step."""
+        device, dtype = _device_and_dtype(options)
+        model, spec = loading.load(model_dir, device, dtype)
+        return cls(model, spec, options)
+
+    @property
+    def capacity(self) -> int:
+        return self.scheduler.slots
+
+    def free_slots(self) -> int:
+        return self.scheduler.free_slots()
+
+    def open_stream(self, delay_ms: int = 480, on_event=None) -> Stream:
+        """Start a live stream. Raises InvalidDelay, EngineAtCapacity or EngineStopped at once."""
+        A.delay_steps(delay_ms)
+        with self._ids_lock:
+            stream_id = next(self._ids)
+        state = StreamState(stream_id, delay_ms, self.spec, self.scheduler.cond, on_event)
+        handle = Stream(self, state)
+        if on_event is None:
+            import queue
+
+            handle.events = queue.SimpleQueue()
+            state.on_event = handle.events.put
+        self.scheduler.admit(state)
+        return handle
+
+    def transcribe(self, audio: np.ndarray, delay_ms: int = 960) -> Transcript:
+        """A whole recording (16 kHz mono int16/float32). Blocks the calling thread."""
+        return self.transcribe_many([audio], delay_ms)[0]
+
+    def transcribe_many(self, recordings: list, delay_ms: int = 960) -> list[Transcript]:
+        """Several recordings, their segments batched together. Blocks the calling thread."""
+        A.delay_steps(delay_ms)
+        o = self.options
+        return offline.transcribe_many(self, recordings, delay_ms, o.offline_segment_s, o.offline_search_s)
+
+    def health(self) -> dict:
+        """Watchdog figures: last_step_at (epoch s), step_ms_p50/p95, active_streams, capacity, per-stream lag."""
+        return self.scheduler.health()
+
+    def shutdown(self) -> None:
+        """Stop the engine thread; open streams receive an Error event and their futures fail."""
+        self.scheduler.stop()
+
+    # Stream handles call these.
+    def _push(self, state, pcm):
+        self.scheduler.push(state, pcm)
+
+    def _close(self, state):
+        self.scheduler.close(state)
+
+    def _abort(self, state):
+        self.scheduler.abort(state)

@@ -1,0 +1,15 @@
+"""Engine options, built once from settings (the caption layer maps its ASR_* settings onto these)."""
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    device: str | None = None  # "cuda", "cuda:1", "cpu"; None: the first GPU if there is one
+    dtype: str | None = None  # "bfloat16" or "float32"; None: bfloat16 on GPU, float32 on CPU
+    max_streams: int = 64  # upper bound; the pool is also capped by free GPU memory
+    memory_fraction: float = 0.92  # share of free GPU memory (after the weights) the pool may take
+    activation_reserve_gib: float = 3.0  # kept free for activations and CUDA graphs
+    cuda_graphs: bool = True
+    offline_segment_s: int = 60  # offline: cut long recordings near this length, at the quietest point
+    offline_search_s: int = 10  # ... looking this far back from the target for the quiet point
+    health_window: int = 500  # steps kept for the step-time percentiles

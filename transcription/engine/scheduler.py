@@ -1,0 +1,183 @@
+"""The engine thread: each tick steps every stream that has 80 ms of new audio, as one batch.
+
+Callers only touch stream buffers under `cond`; all model work happens here. Live streams occupy pool
+slots 0..n-1 (a leaving stream's slot is filled by moving the last one), so a tick runs rows 0..n-1
+and rows without new audio ride along inactive. A stream with a backlog is ready on every tick, so it
+catches up at the tick rate while others keep their pace.
+"""
+import collections
+import threading
+import time
+
+import numpy as np
+import torch
+
+from .audio import STEP_MS
+from .errors import EngineAtCapacity, EngineError, EngineStopped
+from .stream import StreamState
+
+
+class Scheduler:
+    def __init__(self, runner, pool, logmel, device, dtype, slots: int, health_window: int):
+        self.runner, self.pool, self.logmel = runner, pool, logmel
+        self.device, self.dtype = device, dtype
+        self.slots = slots
+        self.cond = threading.Condition()
+        self.streams: list[StreamState] = []  # index == slot
+        self.to_reset: list[StreamState] = []
+        self.stopping = False
+        self.dead: BaseException | None = None
+        self.step_ms: collections.deque = collections.deque(maxlen=health_window)
+        self.batch_sizes: collections.deque = collections.deque(maxlen=health_window)
+        self.last_step_at: float | None = None
+        self.steps = 0
+        self.thread = threading.Thread(target=self._run, name="asr-engine", daemon=True)
+
+    def start(self):
+        self.thread.start()
+
+    # --- called from any thread ---
+    def admit(self, state: StreamState) -> None:
+        with self.cond:
+            self._check_alive()
+            if len(self.streams) >= self.slots:
+                raise EngineAtCapacity(
+                    f"All {self.slots} live caption slots are in use. Try again when a meeting ends, or add GPU capacity."
+                )
+            state.slot = len(self.streams)
+            self.streams.append(state)
+            self.to_reset.append(state)
+            self.cond.notify()
+
+    def free_slots(self) -> int:
+        with self.cond:
+            return self.slots - len(self.streams)
+
+    def push(self, state: StreamState, pcm: np.ndarray) -> None:
+        with self.cond:
+            self._check_alive()
+            state.append(pcm, time.monotonic())
+            self.cond.notify()
+
+    def close(self, state: StreamState) -> None:
+        with self.cond:
+            state.finish(time.monotonic())
+            self.cond.notify()
+
+    def abort(self, state: StreamState) -> None:
+        with self.cond:
+            state.finish(time.monotonic())
+            state.failed = True
+            if not state.result.done():
+                state.result.cancel()
+            self.cond.notify()
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopping = True
+            self.cond.notify()
+        self.thread.join()
+
+    def _check_alive(self):
+        if self.stopping or self.dead is not None:
+            raise EngineStopped("The transcription engine has stopped; restart the service.")
+
+    # --- engine thread ---
+    def _run(self):
+        try:
+            while True:
+                batch = self._next_batch()
+                if batch is None:
+                    return
+                self._step(batch)
+        except BaseException as exc:  # report to every stream, then let the watchdog see a dead engine
+            self.dead = exc
+            with self.cond:
+                for s in self.streams:
+                    s.fail(f"The transcription engine failed: {exc}", EngineError(str(exc)))
+                self.streams.clear()
+
+    def _next_batch(self):
+        with self.cond:
+            while True:
+                if self.stopping:
+                    for s in self.streams:
+                        s.fail("The transcription engine was shut down.", EngineStopped("engine shut down"))
+                    self.streams.clear()
+                    return None
+                self._retire_finished()
+                for s in self.to_reset:
+                    self.pool.reset(s.slot)
+                self.to_reset.clear()
+                ready = [s for s in self.streams if s.ready()]
+                if ready:
+                    return [(s, *s.take_window()) for s in ready]
+                self.cond.wait(timeout=1.0)
+
+    def _retire_finished(self):
+        """Complete finished streams and compact: the last live stream moves into the freed slot."""
+        i = 0
+        while i < len(self.streams):
+            s = self.streams[i]
+            if not (s.done or s.failed):
+                i += 1
+                continue
+            if not s.failed:
+                s.complete()
+            last = self.streams.pop()
+            if last is not s:
+                self.pool.move(last.slot, s.slot)
+                last.slot = s.slot
+                self.streams[s.slot] = last
+
+    def _step(self, batch):
+        started = time.monotonic()
+        rows = len(self.streams)  # all live streams sit in slots 0..rows-1
+        b = self.runner.step.bufs
+        mel = self.logmel(torch.from_numpy(np.stack([w for _, w, _ in batch])))  # (N, MELS, 8)
+        slots = torch.tensor([s.slot for s, _, _ in batch])
+        active = torch.zeros(rows, dtype=torch.bool)
+        active[slots] = True
+        token = torch.tensor([s.input_token() for s, _, _ in batch])
+        pos = torch.tensor([s.pos for s, _, _ in batch])
+        delay = torch.tensor([s.delay_steps for s, _, _ in batch])
+        dev_slots = slots.to(self.device)
+        b.mel[dev_slots] = mel.to(self.device, self.dtype)
+        b.token[dev_slots] = token.to(self.device)
+        b.pos[dev_slots] = pos.to(self.device)
+        b.delay[dev_slots] = delay.to(self.device)
+        b.active[:rows] = active.to(self.device)
+        out = self.runner.run(rows).cpu()[slots].tolist()  # the one GPU sync of a tick
+        now = time.monotonic()
+        with self.cond:
+            for (s, _, ready_at), tok in zip(batch, out):
+                if not s.failed:
+                    s.accept(tok, max(0.0, (now - ready_at) * 1000.0))
+            self.step_ms.append((now - started) * 1000.0)
+            self.batch_sizes.append(len(batch))
+            self.last_step_at = time.time()
+            self.steps += 1
+
+    def health(self) -> dict:
+        now = time.monotonic()
+        with self.cond:
+            times = sorted(self.step_ms)
+            return {
+                "alive": self.thread.is_alive() and self.dead is None,
+                "error": None if self.dead is None else str(self.dead),
+                "last_step_at": self.last_step_at,  # time.time() of the last completed step, None before any
+                "steps": self.steps,
+                "step_ms_p50": _pct(times, 50),
+                "step_ms_p95": _pct(times, 95),
+                "batch_mean": float(np.mean(self.batch_sizes)) if self.batch_sizes else 0.0,
+                "active_streams": len(self.streams),
+                "capacity": self.slots,
+                "streams": {s.id: {"lag_ms": round(s.lag_ms(now), 1), "backlog_ms": s.backlog_steps() * STEP_MS,
+                                   "delay_ms": s.delay_ms} for s in self.streams},
+            }
+
+
+def _pct(sorted_values, q):
+    if not sorted_values:
+        return None
+    return float(sorted_values[min(len(sorted_values) - 1, int(round(q / 100 * (len(sorted_values) - 1))))])
