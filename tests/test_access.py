@@ -100,6 +100,8 @@ def test_a_group_editor_can_correct_text_and_the_edit_is_audited(client, owner, 
 def test_removing_a_share_takes_access_away(client, owner, member, meeting):
     sharing = services.meeting_share(meeting=meeting, by=owner, user=member, role=Sharing.Role.VIEW)
     client.force_login(owner)
+    page = client.get(reverse("meetings:detail", args=[meeting.pk])).content.decode()
+    assert "Remove<span class=\"visually-hidden\"> access for bob</span>" in page
     assert client.post(reverse("meetings:unshare", args=[meeting.pk, sharing.pk])).status_code == 302
     client.force_login(member)
     assert client.get(reverse("meetings:detail", args=[meeting.pk])).status_code == 404
