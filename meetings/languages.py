@@ -27,7 +27,7 @@ SEARCH_CONFIG = {code: config for code, _, config in LANGUAGES}
 STEMMING_CONFIGS = sorted({config for _, _, config in LANGUAGES if config != "simple"})
 
 # Han, Hiragana, Katakana and Hangul: scripts written without spaces between words.
-_CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u1100-\u11ff]+")
+CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u1100-\u11ff]+")
 
 
 def search_config_for(language: str) -> str:
@@ -43,8 +43,8 @@ def _bigrams(run: str) -> str:
 
 def split_cjk(text: str) -> str:
     """Rewrite runs of CJK characters as space-separated bigrams; other text is left alone."""
-    return _CJK_RUN.sub(lambda m: f" {_bigrams(m.group(0))} ", text)
+    return CJK_RUN.sub(lambda m: f" {_bigrams(m.group(0))} ", text)
 
 
 def has_cjk(text: str) -> bool:
-    return bool(_CJK_RUN.search(text))
+    return bool(CJK_RUN.search(text))

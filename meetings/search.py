@@ -33,7 +33,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .access import meetings_visible_to
-from .languages import STEMMING_CONFIGS, has_cjk, search_config_for, split_cjk
+from .languages import CJK_RUN, STEMMING_CONFIGS, has_cjk, search_config_for, split_cjk
 from .models import Meeting, Segment, Speaker
 
 CANDIDATE_CAP = 1000
@@ -49,7 +49,6 @@ QUERY_CONFIGS = ["simple", *STEMMING_CONFIGS]
 # each optionally preceded by a minus sign.
 _TOKEN = re.compile(r'(-?)"([^"]*)"?|(-?)([^\s"]+)')
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ue000\ue001]")
-_CJK_WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u1100-\u11ff]+")
 
 
 @dataclass(frozen=True)
@@ -261,7 +260,7 @@ def _planner_settings(cursor):
 
 
 def _cjk_words(items) -> list[str]:
-    words = {w for item in items if isinstance(item, _Term) and not item.negated for w in _CJK_WORD.findall(item.raw)}
+    words = {w for item in items if isinstance(item, _Term) and not item.negated for w in CJK_RUN.findall(item.raw)}
     return sorted(words, key=len, reverse=True)
 
 
