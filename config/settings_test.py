@@ -11,8 +11,12 @@ if os.environ.get("SCRIBE_MEDIA_ROOT"):
 else:
     MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="scribe-test-media-"))  # noqa: F405
     atexit.register(shutil.rmtree, MEDIA_ROOT, ignore_errors=True)
-CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = "scribe-test"  # noqa: F405
+# One id per test run, inherited by the servers and workers it starts, so that two runs on one machine
+# (two checkouts, or a developer and CI) never read each other's channel or Celery messages.
+RUN_ID = os.environ.setdefault("SCRIBE_TEST_RUN_ID", str(os.getpid()))
+CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"scribe-test-{RUN_ID}"  # noqa: F405
 CELERY_BROKER_URL = os.environ.get("SCRIBE_CELERY_BROKER_URL", "redis://127.0.0.1:6379/3")
+CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "global_keyprefix": f"scribe-test-{RUN_ID}-"}  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; never outside tests
 # A database per test run, so that two runs on one machine (a developer and CI) never share one.
-DATABASES["default"]["TEST"] = {"NAME": os.environ.get("SCRIBE_TEST_DB_NAME") or f"test_scribe_{os.getpid()}"}  # noqa: F405
+DATABASES["default"]["TEST"] = {"NAME": os.environ.get("SCRIBE_TEST_DB_NAME") or f"test_scribe_{RUN_ID}"}  # noqa: F405
