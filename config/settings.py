@@ -174,6 +174,9 @@ ASR_MODEL_DIR = envstr("SCRIBE_ASR_MODEL_DIR", "")
 ASR_DEFAULT_DELAY_MS = envint("SCRIBE_ASR_DEFAULT_DELAY_MS", 480, minimum=80, maximum=2400)
 ASR_REPROCESS_DELAY_MS = envint("SCRIBE_ASR_REPROCESS_DELAY_MS", 960, minimum=80, maximum=2400)
 DIARIZATION_DIR = envstr("SCRIBE_DIARIZATION_DIR", "")
+ASR_DEVICE = envstr("SCRIBE_ASR_DEVICE", "")  # "cuda", "cuda:1" or "cpu"; empty: the first GPU if any
+ASR_MAX_STREAMS = envint("SCRIBE_ASR_MAX_STREAMS", 64, minimum=1)  # also capped by free GPU memory
+ASR_OFFLINE_SEGMENT_S = envint("SCRIBE_ASR_OFFLINE_SEGMENT_S", 60, minimum=4)
 
 LOGGING = {
     "version": 1,
