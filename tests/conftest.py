@@ -45,6 +45,14 @@ def _end_child_connections(django_db_setup, django_db_blocker):
         )
 
 
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny random-weight Voxtral Realtime model folder (real architecture and tokenizer), built offline."""
+    from tests.engine.tiny_model import build_tiny_model_dir
+
+    return build_tiny_model_dir(tmp_path_factory.mktemp("voxtral-tiny"), seed=0)
+
+
 @pytest.fixture
 def owner(db):
     return User.objects.create_user("alice", password="alice-password-1", first_name="Alice")

@@ -90,3 +90,21 @@ def celery_worker(log_dir: Path, *, queues: str = "cpu,gpu", name: str = "test",
         yield proc
     finally:
         _stop(proc)
+
+
+@contextmanager
+def caption_worker(log_dir: Path, *, name: str = "captions", **env):
+    """A `manage.py run_caption_worker` process, ready once its engine is loaded and it listens."""
+    log = log_dir / f"caption-worker-{name}.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "manage.py", "run_caption_worker"], cwd=REPO,
+                                env=child_env(**env), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while "caption worker listening" not in log.read_text():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"caption worker did not start:\n{log.read_text()[-4000:]}")
+            time.sleep(0.3)
+        yield proc
+    finally:
+        _stop(proc)

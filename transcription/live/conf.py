@@ -30,3 +30,8 @@ def status_seconds() -> int:
 def idle_close_seconds() -> int:
     """A page that has sent nothing (not even a ping) for this long is treated as gone."""
     return _setting("LIVE_IDLE_CLOSE_SECONDS", envint, "SCRIBE_LIVE_IDLE_CLOSE_SECONDS", 30, minimum=5)
+
+
+def worker_open_seconds() -> int:
+    """How long the host waits for a caption worker to take a new stream."""
+    return _setting("LIVE_WORKER_OPEN_SECONDS", envint, "SCRIBE_LIVE_WORKER_OPEN_SECONDS", 20, minimum=1)

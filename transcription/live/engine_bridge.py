@@ -7,20 +7,21 @@ through `call_soon_threadsafe` and never run consumer code on the engine's threa
 """
 import asyncio
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
-from django.conf import settings
+import numpy as np
+
+from transcription import engine_host
 
 from . import conf
 from .events import EngineHealth, WorkerAudio, WorkerClose, WorkerOpen
+from .lines import Caption, LineBreaker
 
 log = logging.getLogger(__name__)
 OnEvent = Callable[[str, dict], None]
-STALL_AFTER_S = 3.0  # audio fed but no engine step for this long: the engine is stalled
+SILENT_WORKER_S = 6.0  # a caption worker reports health every second; this long without word: it is gone
 
 
 class EngineUnavailable(Exception):
@@ -33,10 +34,6 @@ class EngineAtCapacity(EngineUnavailable):
     code = "engine_busy"
 
 
-NO_MODEL = (
-    "Live captions are off: no speech model is configured on this server. Your audio is still recorded "
-    "and can be transcribed later. An administrator can set SCRIBE_ASR_MODEL_DIR to a model folder."
-)
 AT_CAPACITY = (
     "Live captions are off: the speech engine is already captioning as many meetings as it can. "
     "Your audio is still recorded. Try again in a few minutes, or ask an administrator to add capacity."
@@ -45,86 +42,110 @@ NO_WORKER = (
     "Live captions are off: no caption worker answered. Your audio is still recorded. "
     "An administrator should check that `manage.py run_caption_worker` is running."
 )
-
-_engine = None
-_engine_error: str | None = None
-_engine_lock = threading.Lock()
+STALL_LAG_MS = 3000  # audio waiting this long for the engine: captions are visibly behind
+CLOSE_TIMEOUT_S = 30
 
 
-def local_engine():
-    """The process's engine, loaded once from settings.ASR_MODEL_DIR. Slow the first time: call off the loop."""
-    global _engine, _engine_error
-    with _engine_lock:
-        if _engine is not None:
-            return _engine
-        if not settings.ASR_MODEL_DIR:
-            raise EngineUnavailable(NO_MODEL)
-        if _engine_error:
-            raise EngineUnavailable(_engine_error)
-        from transcription import engine as asr
+class EngineStream:
+    """A stream on this process's engine, turned into caption lines (`delta` and `final` events).
 
-        try:
-            _engine = asr.load_engine(settings.ASR_MODEL_DIR)
-        except Exception as exc:  # the engine's own error type, or a broken install: both end here
-            log.exception("speech engine failed to load from %s", settings.ASR_MODEL_DIR)
-            _engine_error = f"Live captions are off: the speech model could not be loaded ({exc}). Your audio is still recorded."
-            raise EngineUnavailable(_engine_error) from exc
-        return _engine
+    Used by the host's consumer when the engine runs in the server process, and by caption workers.
+    Engine events arrive on the engine thread and are handed to the event loop; everything else here
+    runs on the loop and never blocks it (push only appends to the stream's buffer).
+    """
 
-
-class LocalStream:
-    """A stream on this process's engine. feed() hands audio to a one-thread lane, in order."""
+    QUIET_FLUSH_S = 1.5  # no new words for this long: the partial line becomes final
 
     def __init__(self, *, delay_ms: int, on_event: OnEvent):
         self.delay_ms = delay_ms
         self.on_event = on_event
-        self._stream = None
-        self._lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="caption-feed")
-        self._fed_ms = 0
-        self._last_event_at = time.monotonic()
-        self._last_fed_at = 0.0
+        self.lines = LineBreaker()
+        self._engine = self._stream = self._flusher = None
+        self._last_text_at = time.monotonic()
 
     async def open(self) -> None:
+        from transcription.engine import EngineAtCapacity as Full, EngineError
+
         loop = asyncio.get_running_loop()
+        try:
+            engine = await loop.run_in_executor(None, engine_host.get_engine)
+        except engine_host.EngineUnavailable as exc:
+            raise EngineUnavailable(f"Live captions are off. {exc} Your audio is still recorded.") from exc
 
-        def callback(kind: str, data: dict) -> None:  # runs on the engine's thread
-            loop.call_soon_threadsafe(self._deliver, kind, data)
+        def from_engine_thread(event) -> None:
+            loop.call_soon_threadsafe(self._engine_event, event)
 
-        engine = await loop.run_in_executor(self._lane, local_engine)
-        from transcription import engine as asr
+        try:
+            self._stream = engine.open_stream(self.delay_ms, on_event=from_engine_thread)
+        except Full as exc:
+            raise EngineAtCapacity(AT_CAPACITY) from exc
+        except EngineError as exc:
+            raise EngineUnavailable(f"Live captions are off: {exc} Your audio is still recorded.") from exc
+        self._engine = engine
+        self._flusher = asyncio.create_task(self._flush_when_quiet())
 
-        def open_stream():
-            try:
-                return engine.open_stream(delay_ms=self.delay_ms, on_event=callback)
-            except asr.EngineBusy as exc:
-                raise EngineAtCapacity(AT_CAPACITY) from exc
-            except asr.EngineError as exc:
-                raise EngineUnavailable(f"Live captions are off: {exc}. Your audio is still recorded.") from exc
+    def _engine_event(self, event) -> None:
+        if event.kind == "delta":
+            self._last_text_at = time.monotonic()
+            for caption in self.lines.add(event.text, event.start_ms, event.end_ms):
+                self._publish(caption)
+        elif event.kind == "final":
+            self._flush()
+        elif event.kind == "error":
+            self.on_event("failed", {"message": event.message})
 
-        self._stream = await loop.run_in_executor(self._lane, open_stream)
+    def _publish(self, caption: Caption) -> None:
+        self.on_event("final" if caption.final else "delta", {"text": caption.text, "start_ms": caption.start_ms, "end_ms": caption.end_ms})
 
-    def _deliver(self, kind: str, data: dict) -> None:
-        self._last_event_at = time.monotonic()
-        self.on_event(kind, data)
+    def _flush(self) -> None:
+        caption = self.lines.flush()
+        if caption:
+            self._publish(caption)
+
+    async def _flush_when_quiet(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            if self.lines.text and time.monotonic() - self._last_text_at > self.QUIET_FLUSH_S:
+                self._flush()
 
     async def feed(self, pcm: bytes) -> None:
-        self._fed_ms += len(pcm) // 32
-        self._last_fed_at = time.monotonic()
-        await asyncio.get_running_loop().run_in_executor(self._lane, self._stream.feed, pcm)
+        from transcription.engine import EngineError
+
+        try:
+            self._stream.push(np.frombuffer(pcm, dtype="<i2"))
+        except EngineError:
+            pass  # the stream failed; its error event already told the host
 
     async def close(self) -> None:
         """Flush: the last words become finals before this returns."""
+        if self._stream is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(self._stream.close_nowait()), CLOSE_TIMEOUT_S)
+        except Exception:  # timed out or the engine failed: keep what was captioned, drop the rest
+            log.exception("live stream %s did not finish cleanly", self._stream.id)
+            self._stream.abort()
+        finally:
+            self._flusher.cancel()
+            self._flush()
+
+    def abort(self) -> None:
         if self._stream is not None:
-            await asyncio.get_running_loop().run_in_executor(self._lane, self._stream.close)
-        self._lane.shutdown(wait=False)
+            self._stream.abort()
+            self._flusher.cancel()
 
     def health(self) -> EngineHealth:
-        info = self._stream.health() if self._stream is not None else {}
-        age = info.get("last_step_age_ms")
-        lag = int(info.get("lag_ms", 0))
-        waiting = self._last_fed_at and self._last_fed_at - self._last_event_at > 0
-        stalled = bool(info.get("stalled")) or bool(waiting and time.monotonic() - self._last_event_at > STALL_AFTER_S and lag > 0)
-        return {"ready": self._stream is not None, "last_step_age_ms": age, "lag_ms": lag, "stalled": stalled}
+        if self._engine is None:
+            return {"ready": False, "last_step_age_ms": None, "lag_ms": 0, "stalled": False}
+        info = self._engine.health()
+        lag = int(info["streams"].get(self._stream.id, {}).get("lag_ms", 0))
+        age = None if info["last_step_at"] is None else int((time.time() - info["last_step_at"]) * 1000)
+        health: EngineHealth = {"ready": True, "last_step_age_ms": age, "lag_ms": lag, "stalled": False}
+        if not info["alive"]:
+            health.update(stalled=True, message="The speech engine has stopped; captions cannot continue. Your audio is still recorded.")
+        elif lag > STALL_LAG_MS:
+            health.update(stalled=True, message=f"The speech engine is {lag / 1000:.0f} s behind; captions are delayed.")
+        return health
 
 
 class RemoteStream:
@@ -134,8 +155,6 @@ class RemoteStream:
     answers with its own channel, and audio goes there so that one stream stays on one worker.
     Replies arrive at the host consumer, which passes them to handle().
     """
-
-    OPEN_TIMEOUT_S = 20
 
     def __init__(self, *, delay_ms: int, on_event: OnEvent, layer, reply_channel: str):
         self.delay_ms = delay_ms
@@ -154,7 +173,7 @@ class RemoteStream:
         request: WorkerOpen = {"type": "caption.open", "stream_id": self.stream_id, "reply_channel": self.reply_channel, "delay_ms": self.delay_ms}
         await self.layer.send(conf.worker_channel(), request)
         try:
-            self._worker = await asyncio.wait_for(self._opened, self.OPEN_TIMEOUT_S)
+            self._worker = await asyncio.wait_for(self._opened, conf.worker_open_seconds())
         except TimeoutError:
             raise EngineUnavailable(NO_WORKER) from None
         self._health_at = time.monotonic()
@@ -189,7 +208,7 @@ class RemoteStream:
     def health(self) -> EngineHealth:
         health = dict(self._health)
         silent_s = time.monotonic() - self._health_at
-        if silent_s > STALL_AFTER_S * 2:
+        if silent_s > SILENT_WORKER_S:
             health.update(stalled=True, message="The caption worker has stopped answering.")
         if self._dropped:
             health["message"] = "The caption worker is falling behind; some audio was not captioned."

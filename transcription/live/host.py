@@ -10,7 +10,7 @@ from meetings.models import Meeting
 
 from . import conf, session
 from .consumers import LiveSocket, db, redis_key
-from .engine_bridge import EngineUnavailable, LocalStream, RemoteStream
+from .engine_bridge import EngineStream, EngineUnavailable, RemoteStream
 from .events import CLOSE_HOST_ELSEWHERE, MAX_FRAME_BYTES, CaptionEvent, EngineHealth, StatusEvent, error, group_name
 from .recorder import WavAppender
 
@@ -107,7 +107,7 @@ class HostConsumer(LiveSocket):
         if conf.engine_mode() == "worker":
             stream = RemoteStream(delay_ms=delay_ms, on_event=self.on_engine_event, layer=self.channel_layer, reply_channel=self.channel_name)
         else:
-            stream = LocalStream(delay_ms=delay_ms, on_event=self.on_engine_event)
+            stream = EngineStream(delay_ms=delay_ms, on_event=self.on_engine_event)
         self.stream = stream  # set before open(): a worker's answer is routed through it
         try:
             await stream.open()

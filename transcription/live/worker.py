@@ -1,0 +1,109 @@
+"""A caption worker: the speech engine in its own process, serving live streams over the channel layer.
+
+Run one per GPU with `manage.py run_caption_worker`. Open requests go to one shared channel, so any
+worker with a free slot takes a stream; a worker that is full passes the request on to the others
+(a few hops at most), then refuses in words. Once open, a stream's audio goes to the worker's own
+channel, so a stream stays on one engine. Caption lines and health go back to the host's consumer.
+"""
+import asyncio
+import logging
+import time
+
+from . import conf
+from .engine_bridge import EngineStream, EngineUnavailable
+from .events import WorkerEvent
+
+log = logging.getLogger(__name__)
+MAX_HOPS = 3  # a full worker passes an open request on at most this many times
+HEALTH_EVERY_S = 1.0
+ORPHAN_AFTER_S = 30  # no audio and no close for this long: the host's server is gone
+
+
+class Served:
+    def __init__(self, stream: EngineStream, reply_channel: str):
+        self.stream, self.reply_channel = stream, reply_channel
+        self.last_heard = time.monotonic()
+
+
+class CaptionWorker:
+    def __init__(self, layer):
+        self.layer = layer
+        self.streams: dict[str, Served] = {}
+        self.channel = ""
+        self.outbox: asyncio.Queue = asyncio.Queue()  # one sender keeps each stream's events in order
+
+    async def serve(self, *, ready: asyncio.Event | None = None) -> None:
+        self.channel = await self.layer.new_channel("caption-worker.")
+        log.info("caption worker listening on %s and %s", conf.worker_channel(), self.channel)
+        if ready:
+            ready.set()
+        tasks = [asyncio.create_task(self.listen(conf.worker_channel())), asyncio.create_task(self.listen(self.channel)),
+                 asyncio.create_task(self.report()), asyncio.create_task(self.send_replies())]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for served in list(self.streams.values()):
+                served.stream.abort()
+
+    async def listen(self, channel: str) -> None:
+        while True:
+            message = await self.layer.receive(channel)
+            try:
+                await self.handle(message)
+            except Exception:  # one bad message must not stop the worker
+                log.exception("caption worker could not handle %s", message.get("type"))
+
+    async def handle(self, message: dict) -> None:
+        kind, stream_id = message.get("type"), message.get("stream_id", "")
+        if kind == "caption.open":
+            return await self.open(message)
+        served = self.streams.get(stream_id)
+        if served is None:
+            return
+        served.last_heard = time.monotonic()
+        if kind == "caption.audio":
+            await served.stream.feed(message["pcm"])
+        elif kind == "caption.close":
+            del self.streams[stream_id]
+            await served.stream.close()
+
+    async def open(self, request: dict) -> None:
+        stream_id, reply = request["stream_id"], request["reply_channel"]
+        stream = EngineStream(delay_ms=request["delay_ms"], on_event=lambda kind, data: self.reply(reply, stream_id, kind, **data))
+        try:
+            await stream.open()
+        except EngineUnavailable as exc:
+            hops = request.get("hops", 0)
+            if exc.code == "engine_busy" and hops < MAX_HOPS:
+                return await self.layer.send(conf.worker_channel(), {**request, "hops": hops + 1})
+            return self.reply(reply, stream_id, "refused", code=exc.code, message=str(exc))
+        self.streams[stream_id] = Served(stream, reply)
+        self.reply(reply, stream_id, "opened", worker_channel=self.channel)
+
+    def reply(self, channel: str, stream_id: str, kind: str, **fields) -> None:
+        event: WorkerEvent = {"type": "engine.event", "stream_id": stream_id, "kind": kind, **fields}
+        self.outbox.put_nowait((channel, event))
+
+    async def send_replies(self) -> None:
+        while True:
+            channel, event = await self.outbox.get()
+            try:
+                await self.layer.send(channel, event)
+            except Exception as exc:  # the host's channel is full or gone: its health check will notice
+                log.warning("caption worker reply to %s not sent: %s", channel, exc)
+
+    async def report(self) -> None:
+        """Health of every stream to its host each second; drop streams whose host went away."""
+        while True:
+            await asyncio.sleep(HEALTH_EVERY_S)
+            now = time.monotonic()
+            for stream_id, served in list(self.streams.items()):
+                if now - served.last_heard > ORPHAN_AFTER_S:
+                    log.warning("caption stream %s heard nothing for %ss; dropping it", stream_id, ORPHAN_AFTER_S)
+                    del self.streams[stream_id]
+                    served.stream.abort()
+                    continue
+                self.reply(served.reply_channel, stream_id, "health", health=served.stream.health())
+
