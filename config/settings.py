@@ -108,14 +108,25 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = envstr("SCRIBE_REDIS_URL", "redis://127.0.0.1:6379/0")
+CHANNEL_PREFIX = envstr("SCRIBE_CHANNEL_PREFIX", "scribe")
 CHANNEL_LAYERS = {
+    # Point-to-point work queues: caption workers take streams from a shared channel, one worker each.
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         # redis-py 8 reads with a 5 s socket timeout by default, the same as channels_redis's blocking pop:
         # every socket idle for 5 s would die with "Timeout reading". Reads must outlast the pop.
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "prefix": envstr("SCRIBE_CHANNEL_PREFIX", "scribe")},
-    }
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "prefix": CHANNEL_PREFIX},
+    },
+    # The live sockets: a caption goes to a meeting's followers as one Redis publish per server process,
+    # which hands it to its own sockets in memory (with the core layer it was one Redis list per follower).
+    "live": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "prefix": f"{CHANNEL_PREFIX}-live"},
+    },
 }
+
+# Which of the layers above the live sockets use; `default` only to compare (benchmarks/fanout_bench.py).
+LIVE_CHANNEL_LAYER = envstr("SCRIBE_LIVE_CHANNEL_LAYER", "live")
 
 CELERY_BROKER_URL = envstr("SCRIBE_CELERY_BROKER_URL", "redis://127.0.0.1:6379/1")
 CELERY_RESULT_BACKEND = None
