@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 from django.contrib.auth.models import User
 
@@ -11,3 +13,17 @@ def admin_user(db):
 def admin_client(client, admin_user):
     client.force_login(admin_user)
     return client
+
+
+@pytest.fixture
+def model_folder(tiny_model_dir, tmp_path):
+    """A private copy of the tiny Voxtral folder, as an administrator would copy it from a USB disk."""
+    import shutil
+
+    return Path(shutil.copytree(tiny_model_dir, tmp_path / "voxtral-tiny"))
+
+
+def flip_bit(path: Path, offset: int = 1234) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
