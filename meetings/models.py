@@ -184,6 +184,7 @@ class AuditEvent(models.Model):
         MODEL_ROLLBACK = "model_rollback", "Rolled back a model"
         SETTINGS_CHANGE = "settings_change", "Changed site settings"
         RETENTION_DELETE = "retention_delete", "Deleted old audio or transcripts"
+        AUDIT_EXPORT = "audit_export", "Exported the audit log"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
