@@ -104,6 +104,7 @@ def model_version_import(*, version: ModelVersion, request=None) -> ModelVersion
     had_manifest = not written and (Path(version.path) / weights.MANIFEST_NAME).exists()
     version.files = _stored(entries)
     version.size_bytes = sum(e.size for e in entries.values())
+    version.progress_bytes = version.total_bytes = version.size_bytes  # the whole row is saved below
     version.status = Status.VERIFIED if had_manifest else Status.IMPORTED
     version.verified_at = timezone.now() if had_manifest else None
     version.error, version.checking = "", False
