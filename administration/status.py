@@ -75,13 +75,16 @@ def running_tasks() -> tuple[list[dict], bool]:
 
 
 def celery_status() -> dict:
-    status = {"queues": {}, "tasks": [], "workers_answered": False, "failures": [], "error": ""}
-    try:
-        status["queues"] = queue_lengths()
-        status["tasks"], status["workers_answered"] = running_tasks()
-        status["failures"] = [{**f, "at": datetime.fromtimestamp(f["at"], tz=UTC)} for f in task_failures(limit=10)]
-    except Exception as exc:  # the page still shows the engines when the broker is down
-        status["error"] = f"The task queue cannot be reached ({type(exc).__name__})."
+    """Queues, running tasks and recent failures; each part on its own, so one outage hides only itself."""
+    status = {"queues": {}, "tasks": [], "workers_answered": False, "failures": [], "errors": []}
+    parts = (("queues", queue_lengths), ("tasks", running_tasks), ("failures", lambda: task_failures(limit=10)))
+    for name, read in parts:
+        try:
+            status[name] = read()
+        except Exception as exc:  # the broker or a worker is down: say so, show the rest
+            status["errors"].append(f"The {name} cannot be read ({type(exc).__name__}).")
+    status["tasks"], status["workers_answered"] = status["tasks"] or ([], False)
+    status["failures"] = [{**f, "at": datetime.fromtimestamp(f["at"], tz=UTC)} for f in status["failures"]]
     return status
 
 

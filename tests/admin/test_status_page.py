@@ -1,0 +1,95 @@
+"""The status page against real services: an engine with a live stream, a Celery worker, Redis queues,
+beat's minute samples drawn as an accessible chart."""
+import re
+import time
+
+import numpy as np
+import pytest
+from django.urls import reverse
+
+from administration import tasks
+from administration.models import StatusSample
+from config.status_store import key, redis_client
+from tests.servers import celery_worker
+from transcription import engine_host
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(scope="module")
+def cpu_worker(tmp_path_factory, django_db_blocker):
+    """A worker for the cpu queue only, so that work sent to the gpu queue waits there."""
+    with django_db_blocker.unblock(), celery_worker(tmp_path_factory.mktemp("status"), queues="cpu", name="status") as proc:
+        yield proc
+
+
+@pytest.fixture
+def engine_with_a_stream(settings, tiny_model_dir):
+    settings.ASR_MODEL_DIR, settings.ASR_DEVICE, settings.ASR_MAX_STREAMS = str(tiny_model_dir), "cpu", 2
+    engine_host.reset()
+    engine = engine_host.get_engine()
+    stream = engine.open_stream(480)
+    stream.push((np.random.default_rng(0).standard_normal(16000) * 3000).astype(np.int16))
+    deadline = time.monotonic() + 60
+    while engine.health()["steps"] < 5 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    engine_host.publish_health()
+    yield engine
+    stream.abort()
+    engine_host.reset()
+    redis_client().delete(key("engine", engine_host.HOST_ID))
+
+
+def wait_for(predicate, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := predicate():
+            return result
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def test_the_status_page_shows_the_engine_its_stream_the_queues_and_a_failed_task(admin_client, cpu_worker, engine_with_a_stream, settings):
+    for _ in range(2):
+        tasks.apply_retention.apply_async(queue="gpu")  # nobody consumes gpu here: they wait
+    tasks.import_model_version.delay("not-a-number")  # fails in the worker
+    wait_for(lambda: "ValueError" in admin_client.get(reverse("console:status")).content.decode())  # noted by the worker
+
+    page = admin_client.get(reverse("console:status")).content.decode()
+    assert engine_host.HOST_ID in page and "voxtral-tiny" in page and "Serving" in page
+    assert "<strong>1</strong> live stream of <strong>2</strong>" in page
+    assert re.search(r'<th scope="row">gpu</th><td>2</td>', page)
+    assert "import_model_version" in page  # the failure names the task
+    assert "No worker answered" not in page and "cannot be read" not in page
+    from administration.status import _broker_client
+
+    _broker_client().delete(settings.CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] + "gpu")
+
+
+def test_beat_samples_are_recorded_by_the_worker_and_drawn_with_words_and_a_table(admin_client, cpu_worker, engine_with_a_stream):
+    tasks.record_status_sample.delay()
+    sample = wait_for(lambda: StatusSample.objects.first())
+    assert (sample.active_streams, sample.capacity, sample.engine_hosts) == (1, 2, 1)
+    assert sample.step_ms_p50 is not None and sample.step_ms_p95 >= sample.step_ms_p50
+
+    page = admin_client.get(reverse("console:status")).content.decode()
+    svg = re.search(r'<svg[^>]*aria-labelledby="streams-title streams-desc".*?</svg>', page, re.S).group(0)
+    assert 'role="img"' in svg and "<title id=\"streams-title\">Live streams, last hour</title>" in svg
+    assert "Latest: active 1, capacity 2 streams" in svg and "<polyline" in svg
+    assert "<caption>One sample a minute over the last hour</caption>" in page
+    assert f'{sample.at:%H:%M}</time></th><td>1</td><td>2</td>' in page
+
+
+def test_old_samples_are_dropped_and_the_chart_says_when_there_are_none(admin_client, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from administration.status import status_sample_record
+
+    old = StatusSample.objects.create(at=timezone.now() - timedelta(days=settings.STATUS_SAMPLE_KEEP_DAYS + 1))
+    status_sample_record()
+    assert not StatusSample.objects.filter(pk=old.pk).exists()
+    StatusSample.objects.all().delete()
+    page = admin_client.get(reverse("console:status")).content.decode()
+    assert "No samples were recorded in this period." in page
