@@ -108,9 +108,14 @@ def _check_files(choice: ModelChoice) -> None:
     """Compare the folder with the checksums taken at import, so a file changed since is never loaded."""
     from transcription import weights
 
-    if choice.files is None or not settings.ASR_VERIFY_ON_LOAD:
+    if not settings.ASR_VERIFY_ON_LOAD:
         return
-    expected = {name: weights.FileEntry(**entry) for name, entry in choice.files.items()}
+    if choice.files is not None:
+        expected = {name: weights.FileEntry(**entry) for name, entry in choice.files.items()}
+    else:  # the settings' folder: check it against its own manifest, if it has one
+        expected = weights.read_manifest(Path(choice.path))
+        if expected is None:
+            return
     problems = weights.compare(expected, weights.fingerprint(Path(choice.path)))
     if problems:
         raise weights.WeightsError(f"The model folder of {choice.name} no longer matches its import: " + "; ".join(problems) + ".")
