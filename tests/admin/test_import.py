@@ -97,3 +97,20 @@ def test_activate_on_import_verifies_first_and_then_activates(model_folder):
     version = import_model(model_folder, "--activate")
     assert version.status == "active"
     assert list(AuditEvent.objects.order_by("id").values_list("action", flat=True)) == ["model_import", "model_verify", "model_activate"]
+
+
+def test_from_the_command_line_an_administrator_verifies_activates_and_rolls_back(model_folder, tmp_path):
+    import shutil
+
+    first = import_model(model_folder, "--name", "v1")
+    call_command("verify_model", "v1")
+    call_command("activate_model", "v1")
+    second_folder = shutil.copytree(model_folder, tmp_path / "v2")
+    call_command("import_model", str(second_folder), "--name", "v2", "--activate")
+    assert ModelVersion.objects.get(status="active").name == "v2"
+    call_command("activate_model", "--rollback", "asr")
+    first.refresh_from_db()
+    assert first.status == "active" and ModelVersion.objects.get(name="v2").status == "retired"
+    flip_bit(model_folder / "model.safetensors")
+    with pytest.raises(CommandError, match="model.safetensors is corrupt"):
+        call_command("verify_model", "v1")
