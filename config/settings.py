@@ -193,6 +193,7 @@ CELERY_BEAT_SCHEDULE = {
     "retention": {"task": "administration.tasks.apply_retention", "schedule": crontab(hour=RETENTION_HOUR, minute=15)},
 }
 CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")  # beat's last-run times, beside the data
 
 LOGGING = {
     "version": 1,
