@@ -253,8 +253,11 @@ def publish_health() -> None:
 
 def _monitor_loop() -> None:
     last_publish = 0.0
+    from django.db import close_old_connections
+
     while not _monitor_stop.wait(MONITOR_EVERY_S):
         try:
+            close_old_connections()  # this thread serves no requests, so nothing else drops a broken connection
             refresh()
             if time.monotonic() - last_publish >= PUBLISH_EVERY_S:
                 publish_health()
