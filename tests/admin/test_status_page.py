@@ -19,7 +19,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(scope="module")
 def cpu_worker(tmp_path_factory, django_db_blocker):
     """A worker for the cpu queue only, so that work sent to the gpu queue waits there."""
-    with django_db_blocker.unblock(), celery_worker(tmp_path_factory.mktemp("status"), queues="cpu", name="status") as proc:
+    # prefork: the worker's main process answers `inspect` while a child runs the task.
+    with django_db_blocker.unblock(), celery_worker(tmp_path_factory.mktemp("status"), queues="cpu", name="status", pool="prefork") as proc:
         yield proc
 
 
@@ -93,3 +94,21 @@ def test_old_samples_are_dropped_and_the_chart_says_when_there_are_none(admin_cl
     StatusSample.objects.all().delete()
     page = admin_client.get(reverse("console:status")).content.decode()
     assert "No samples were recorded in this period." in page
+
+
+def test_a_running_import_is_listed_with_its_progress(admin_client, admin_user, cpu_worker, tmp_path):
+    # A pyannote-style folder with a 6 GB sparse file: reading it takes seconds, long enough to watch.
+    (tmp_path / "config.yaml").write_text("pipeline: {}\n")
+    with open(tmp_path / "weights.bin", "wb") as fh:
+        fh.truncate(6 * 1024**3)
+    admin_client.post(reverse("console:model_import"), {"path": str(tmp_path), "name": "big"})
+
+    def running_row():
+        page = admin_client.get(reverse("console:status")).content.decode()
+        match = re.search(r'<th scope="row">administration.tasks.import_model_version</th><td>[^<]*</td><td><progress[^>]*value="(\d+)"', page)
+        return match and int(match.group(1)) > 0 and match
+
+    wait_for(running_row, timeout=60)
+    from administration.models import ModelVersion
+
+    wait_for(lambda: not ModelVersion.objects.get(name="big").checking, timeout=120)
