@@ -178,3 +178,13 @@ def model_version_rollback(*, kind: str, by, request=None) -> ModelVersion:
 
 def active_model(kind: str) -> ModelVersion | None:
     return ModelVersion.objects.filter(kind=kind, status=Status.ACTIVE).first()
+
+
+def active_model_dir(kind: str) -> str:
+    """The folder to load for `kind`: the active version's, else the one set in the environment (may be empty)."""
+    from django.conf import settings
+
+    version = active_model(kind)
+    if version is not None:
+        return version.path
+    return settings.ASR_MODEL_DIR if kind == ModelVersion.Kind.ASR else settings.DIARIZATION_DIR

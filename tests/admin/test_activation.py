@@ -140,3 +140,12 @@ def test_at_start_up_a_folder_that_no_longer_matches_its_manifest_is_not_loaded(
     with pytest.raises(engine_host.EngineUnavailable, match="model.safetensors is corrupt"):
         engine_host.get_engine()
     assert engine_host.host_health()["serving"] is False
+
+
+def test_reprocessing_finds_the_active_speaker_separation_folder_or_the_configured_one(settings, tmp_path, admin_user):
+    settings.DIARIZATION_DIR = "/srv/models/pyannote-from-env"
+    assert registry.active_model_dir("diarization") == "/srv/models/pyannote-from-env"
+    (tmp_path / "config.yaml").write_text("pipeline: {}\n")
+    version = imported(tmp_path, "pyannote-3.1", admin_user)
+    registry.model_version_activate(version=version, by=admin_user)
+    assert registry.active_model_dir("diarization") == str(tmp_path.resolve())

@@ -67,3 +67,19 @@ def test_changes_to_users_and_groups_in_the_admin_are_audited(admin_client, memb
     assert [(e.detail["change"], e.object_type, e.actor_username) for e in events] == [
         ("added", "group", "dana"), ("changed", "user", "dana"), ("deleted", "group", "dana")]
     assert "Staff status" in events[1].detail["message"] or "is_staff" in events[1].detail["message"]
+
+
+def test_the_audit_page_costs_the_same_queries_for_few_or_many_events(admin_client, owner, django_assert_max_num_queries):
+    for i in range(120):
+        audit(None, AuditEvent.Action.SEARCH, user=owner, detail={"q": f"query {i}"})
+    with django_assert_max_num_queries(8):
+        assert admin_client.get(reverse("console:audit")).status_code == 200
+
+
+def test_the_models_page_costs_the_same_queries_for_many_versions(admin_client, admin_user, django_assert_max_num_queries):
+    from administration.models import ModelVersion
+
+    for i in range(30):
+        ModelVersion.objects.create(name=f"v{i}", kind="asr", path=f"/srv/models/v{i}", status="retired", imported_by=admin_user)
+    with django_assert_max_num_queries(6):
+        assert admin_client.get(reverse("console:models")).status_code == 200
