@@ -10,7 +10,9 @@ Once an engine is loaded, a monitor thread looks at the registry every `ACTIVE_R
 administrator activates another version, the monitor loads it beside the old engine (which keeps
 serving meanwhile); then new streams get the new engine, running streams finish on the old one, and
 the old one is shut down once it has had no stream for `RETIRE_IDLE_S`. If the new version fails to
-load or does not match its checksums, the old engine keeps serving and the failure is reported.
+load or does not match its checksums, the old engine keeps serving and the failure is reported. On a
+GPU whose stream pool leaves no room for a second model, the new version waits until no stream runs,
+then replaces the old engine (streams asking during that load wait for it).
 The monitor also publishes this process's engine health to Redis for the status page and /healthz.
 """
 import logging
@@ -56,6 +58,7 @@ _engine = None
 _engine_choice: ModelChoice | None = None
 _retiring: list = []  # [engine, idle_since or None], replaced engines still finishing streams
 _failure: tuple[float, str, str] | None = None  # (when, path, message) of the last failed load
+_waiting: ModelChoice | None = None  # a new version too big to load beside the serving engine
 _choice_cache: tuple[float, ModelChoice] | None = None
 _monitor: threading.Thread | None = None
 _monitor_stop = threading.Event()
@@ -176,24 +179,66 @@ def refresh() -> None:
 
     The monitor thread calls this every second; tests call it to avoid waiting.
     """
-    global _engine, _engine_choice, _failure
+    global _engine, _engine_choice, _failure, _waiting
     _shut_down_idle()
     if _engine is None:
         return  # nothing loaded yet: the next get_engine() loads the active model
     choice = model_choice()
-    if not choice.path or choice.path == _engine_choice.path or _recently_failed(choice.path):
+    if not choice.path or choice.path == _engine_choice.path:
+        _waiting = None  # rolled back before a waiting version got its turn
+        return
+    if _waiting is not None and _waiting.path == choice.path:
+        return _swap_when_idle(choice)
+    if _recently_failed(choice.path):
         return
     with _load_lock:
         if _engine is None or choice.path == _engine_choice.path:
             return
         try:
             engine = _load(choice)
-        except EngineUnavailable:
-            return  # the old engine keeps serving; the failure is published
+        except EngineUnavailable as exc:
+            if _no_room(exc.__cause__ or exc):
+                with _lock:
+                    _waiting, _failure = choice, None
+                log.info("%s does not fit beside the serving engine; it loads once no stream runs", choice.name)
+            return  # otherwise the old engine keeps serving; the failure is published
         with _lock:
             old, _engine, _engine_choice, _failure = _engine, engine, choice, None
             _retiring.append([old, None])
         log.info("speech engine swapped to %s; the previous one finishes its streams", choice.name)
+
+
+def _no_room(exc: BaseException) -> bool:
+    # A GPU whose stream pool fills its memory cannot hold a second model; the engine says so in words,
+    # and a failed weight copy surfaces as CUDA's out-of-memory error.
+    text = str(exc).lower()
+    return "not enough free gpu memory" in text or "out of memory" in text
+
+
+def _swap_when_idle(choice: ModelChoice) -> None:
+    """Both models do not fit: once no stream runs, stop the old engine, then load the new one.
+
+    Streams asking meanwhile wait for the load in get_engine(). If the new model fails, the old one is
+    loaded again so that captions go on; the failure is published.
+    """
+    global _engine, _engine_choice, _waiting
+    with _load_lock:
+        with _lock:
+            if _engine is None or _retiring or _engine.health()["active_streams"] > 0:
+                return
+            old, old_choice, _engine = _engine, _engine_choice, None
+        old.shutdown()
+        try:
+            engine = _load(choice)
+        except EngineUnavailable:
+            choice = old_choice
+            try:
+                engine = _load(old_choice)
+            except EngineUnavailable:
+                engine, choice = None, None
+        with _lock:
+            _engine, _engine_choice, _waiting = engine, choice, None
+        log.info("speech engine swapped while idle; now serving %s", choice.name if choice else "nothing")
 
 
 def _shut_down_idle() -> None:
@@ -235,7 +280,9 @@ def host_health() -> dict:
     """This process's engines as the status page shows them; `serving` is False when nothing can caption."""
     with _lock:
         engine, choice, failure, retiring = _engine, _engine_choice, _failure, [e for e, _ in _retiring]
-    report = {"host": HOST_ID, "at": time.time(), "model": choice.name if choice else None, "failure": failure[2] if failure else None}
+        waiting = _waiting
+    report = {"host": HOST_ID, "at": time.time(), "model": choice.name if choice else None, "failure": failure[2] if failure else None,
+              "waiting_for": waiting.name if waiting else None}
     if engine is not None:
         report.update(_engine_figures(engine))
     report["serving"] = bool(engine is not None and report["alive"]) or (engine is None and failure is None)
@@ -281,13 +328,13 @@ def loaded_engine():
 
 def reset() -> None:
     """Shut every engine down and forget them (tests, and before loading a different model)."""
-    global _engine, _engine_choice, _failure, _choice_cache, _monitor
+    global _engine, _engine_choice, _failure, _choice_cache, _monitor, _waiting
     _monitor_stop.set()
     if _monitor is not None:
         _monitor.join()
     with _load_lock, _lock:
         engines = [e for e in [_engine, *(e for e, _ in _retiring)] if e is not None]
-        _engine, _engine_choice, _failure, _choice_cache, _monitor = None, None, None, None, None
+        _engine, _engine_choice, _failure, _choice_cache, _monitor, _waiting = None, None, None, None, None, None
         _retiring.clear()
     for engine in engines:
         engine.shutdown()

@@ -149,3 +149,33 @@ def test_reprocessing_finds_the_active_speaker_separation_folder_or_the_configur
     version = imported(tmp_path, "pyannote-3.1", admin_user)
     registry.model_version_activate(version=version, by=admin_user)
     assert registry.active_model_dir("diarization") == str(tmp_path.resolve())
+
+
+def test_when_two_models_do_not_fit_the_new_one_waits_until_no_stream_runs(engine_settings, model_folder, second_folder, admin_user, monkeypatch):
+    from transcription.engine import Engine, EngineError
+
+    real_load = Engine.load.__func__
+
+    def load_on_a_full_gpu(cls, model_dir, options):
+        if engine_host.loaded_engine() is not None and engine_host.loaded_engine().health()["alive"]:
+            raise EngineError("Not enough free GPU memory for even one stream: 0.4 GiB free after loading the model")
+        return real_load(cls, model_dir, options)
+
+    monkeypatch.setattr(Engine, "load", classmethod(load_on_a_full_gpu))
+    a, b = imported(model_folder, "voxtral-a", admin_user), imported(second_folder, "voxtral-b", admin_user)
+    registry.model_version_activate(version=a, by=admin_user)
+    old = engine_host.get_engine()
+    running = old.open_stream(480)
+    running.push(noise(1.0))
+
+    registry.model_version_activate(version=b, by=admin_user)
+    engine_host.refresh()
+    health = engine_host.host_health()
+    assert (health["model"], health["waiting_for"], health["failure"], health["serving"]) == ("voxtral-a", "voxtral-b", None, True)
+    assert engine_host.get_engine() is old  # new meetings keep getting captions meanwhile
+
+    assert isinstance(running.close(timeout=120), str)  # the running meeting ends normally
+    engine_host.refresh()
+    new = engine_host.get_engine()
+    assert new is not old and old.health()["alive"] is False
+    assert engine_host.host_health()["model"] == "voxtral-b" and engine_host.host_health()["waiting_for"] is None
