@@ -10,7 +10,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from config.celery import app
-from config.status_store import engine_hosts, redis_client, task_failures
+from config.status_store import engine_hosts, task_failures
 
 from .models import ModelVersion, StatusSample
 

@@ -12,7 +12,7 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from config.status_store import redis_client
+from config.status_store import engine_hosts, redis_client
 
 REDIS_TIMEOUT_S = 1.0
 CELERY_TIMEOUT_S = 1.0
@@ -43,8 +43,6 @@ def check_engine() -> dict:
     A site with no engine loaded yet is not failing: engines load on first use, and a new site
     may not have imported a model. The status page shows that state.
     """
-    from config.status_store import engine_hosts
-
     hosts = engine_hosts(redis_client(timeout=REDIS_TIMEOUT_S))
     broken = [h for h in hosts if not h.get("serving")]
     return {
