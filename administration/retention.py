@@ -2,7 +2,7 @@
 
 Each meeting's deletion is its own transaction and its own audit event, so a failure halfway leaves a
 true record of what went. Meetings that are live are left alone. The meeting row itself (title, owner,
-dates) stays, so that the list and the audit trail still make sense; its page says the content is gone.
+dates) stays, so that the meeting list and the audit trail still make sense.
 """
 import logging
 from datetime import timedelta

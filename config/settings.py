@@ -181,7 +181,7 @@ ASR_DEVICE = envstr("SCRIBE_ASR_DEVICE", "")  # "cuda", "cuda:1" or "cpu"; empty
 ASR_MAX_STREAMS = envint("SCRIBE_ASR_MAX_STREAMS", 64, minimum=1)  # also capped by free GPU memory
 ASR_OFFLINE_SEGMENT_S = envint("SCRIBE_ASR_OFFLINE_SEGMENT_S", 60, minimum=4)
 # Before an engine loads a registered model it re-reads every file and compares it with the checksums
-# taken at import (about a minute for Voxtral Mini 4B on a fast disk); off only where start-up time matters more.
+# taken at import (about 10 s for Voxtral Mini 4B from a fast disk); off only where start-up time matters more.
 ASR_VERIFY_ON_LOAD = envbool("SCRIBE_ASR_VERIFY_ON_LOAD", True)
 
 # Administration: periodic work run by Celery beat (`celery -A config beat`, or a worker started with -B).
