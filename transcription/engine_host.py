@@ -27,6 +27,9 @@ from django.conf import settings
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_S = 30
+# While an engine serves, a new version that failed is tried again this rarely: each try reads and
+# checks every file and may fill GPU memory, and the usual fix (copy, verify, activate) takes longer.
+SWAP_RETRY_AFTER_S = 300
 ACTIVE_RECHECK_S = 5.0  # how stale the registry's answer may be
 RETIRE_IDLE_S = 2.0  # a replaced engine with no stream for this long is shut down
 MONITOR_EVERY_S = 1.0
@@ -50,6 +53,11 @@ class ModelChoice:
     path: str
     name: str
     files: dict | None = None  # the registry's checksums, checked before loading; None for the settings' folder
+    verified_at: str = ""  # a new verification is a new chance for a version that failed to load
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.path, self.verified_at)
 
 
 _lock = threading.Lock()  # guards the module state below; never held while loading
@@ -57,7 +65,7 @@ _load_lock = threading.Lock()  # one load at a time
 _engine = None
 _engine_choice: ModelChoice | None = None
 _retiring: list = []  # [engine, idle_since or None], replaced engines still finishing streams
-_failure: tuple[float, str, str] | None = None  # (when, path, message) of the last failed load
+_failure: tuple[float, tuple, str] | None = None  # (when, choice key, message) of the last failed load
 _waiting: ModelChoice | None = None  # a new version too big to load beside the serving engine
 _choice_cache: tuple[float, ModelChoice] | None = None
 _monitor: threading.Thread | None = None
@@ -69,7 +77,7 @@ def _registry_choice() -> ModelChoice:
 
     version = active_model("asr")
     if version is not None:
-        return ModelChoice(path=version.path, name=version.name, files=version.files)
+        return ModelChoice(path=version.path, name=version.name, files=version.files, verified_at=str(version.verified_at))
     return ModelChoice(path=settings.ASR_MODEL_DIR, name=Path(settings.ASR_MODEL_DIR).name)
 
 
@@ -134,16 +142,17 @@ def _load(choice: ModelChoice):
         engine = Engine.load(choice.path, engine_options())
     except Exception as exc:  # the engine's own errors, a bad folder and a broken install all end here
         log.exception("speech engine failed to load from %s", choice.path)
+        message = f"The speech model {choice.name} could not be loaded: {exc}"
         with _lock:
-            _failure = (time.monotonic(), choice.path, f"The speech model {choice.name} could not be loaded: {exc}")
-        raise EngineUnavailable(_failure[2]) from exc
+            _failure = (time.monotonic(), choice.key, message)
+        raise EngineUnavailable(message) from exc
     log.info("speech engine loaded: %s on %s, %s streams", choice.name, engine.device, engine.capacity)
     return engine
 
 
-def _recently_failed(path: str) -> str | None:
-    failure = _failure
-    if failure and failure[1] == path and time.monotonic() - failure[0] < RETRY_AFTER_S:
+def _recently_failed(choice: ModelChoice, within_s: float | None = None) -> str | None:
+    failure, within_s = _failure, RETRY_AFTER_S if within_s is None else within_s
+    if failure and failure[1] == choice.key and time.monotonic() - failure[0] < within_s:
         return failure[2]
     return None
 
@@ -166,7 +175,7 @@ def get_engine():
         if _engine is not None:
             return _engine
         _start_monitor()
-        if message := _recently_failed(choice.path):
+        if message := _recently_failed(choice):
             raise EngineUnavailable(message)
         engine = _load(choice)
         with _lock:
@@ -189,7 +198,7 @@ def refresh() -> None:
         return
     if _waiting is not None and _waiting.path == choice.path:
         return _swap_when_idle(choice)
-    if _recently_failed(choice.path):
+    if _recently_failed(choice, SWAP_RETRY_AFTER_S):
         return
     with _load_lock:
         if _engine is None or choice.path == _engine_choice.path:

@@ -109,6 +109,13 @@ def test_a_new_version_that_fails_to_load_leaves_the_old_engine_serving(engine_s
     assert health["serving"] is True and health["model"] == "voxtral-a"
     assert "voxtral-b" in health["failure"] and "model.safetensors is corrupt" in health["failure"]
 
+    engine_host.refresh()  # no retry on every tick: each try reads the whole folder
+    assert engine_host.get_engine() is old
+    flip_bit(second_folder / "model.safetensors")  # the administrator copies the file again ...
+    registry.model_version_verify(version=registry.model_version_start_check(version=b), by=admin_user)  # ... and verifies
+    engine_host.refresh()
+    assert engine_host.get_engine() is not old and engine_host.host_health()["model"] == "voxtral-b"
+
 
 def test_rollback_goes_back_to_the_previous_version_and_is_audited(engine_settings, model_folder, second_folder, admin_user):
     a, b = imported(model_folder, "voxtral-a", admin_user), imported(second_folder, "voxtral-b", admin_user)
