@@ -347,3 +347,19 @@ def reset() -> None:
         _retiring.clear()
     for engine in engines:
         engine.shutdown()
+
+
+def preload_in_background() -> None:
+    """Start loading the engine now, in a thread, so that the first live session does not wait for it.
+
+    A failure is logged by get_engine() and told to the host in words when a session starts. The
+    registry is read inside the thread, so that a database still starting cannot stop the server.
+    """
+
+    def load():
+        try:
+            get_engine()
+        except EngineUnavailable:
+            pass
+
+    threading.Thread(target=load, name="speech-engine-preload", daemon=True).start()
