@@ -112,3 +112,28 @@ def test_a_running_import_is_listed_with_its_progress(admin_client, admin_user, 
     from administration.models import ModelVersion
 
     wait_for(lambda: not ModelVersion.objects.get(name="big").checking, timeout=120)
+
+
+def test_on_a_gpu_the_page_shows_memory_used_and_free(admin_client, monkeypatch):
+    """No GPU in CI: an engine that reports a CUDA device, and CUDA's memory figures, stand in for one."""
+    import torch
+
+    class GpuEngine:
+        device = torch.device("cuda:0")
+
+        def health(self):
+            return {"alive": True, "active_streams": 3, "capacity": 60, "step_ms_p50": 31.0, "step_ms_p95": 44.0,
+                    "last_step_at": time.time(), "streams": {1: {"lag_ms": 120.0, "backlog_ms": 0, "delay_ms": 480}}}
+
+    gib = 1024**3
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (12 * gib, 80 * gib))
+    monkeypatch.setattr(engine_host, "_engine", GpuEngine())
+    monkeypatch.setattr(engine_host, "_engine_choice", engine_host.ModelChoice(path="/srv/models/v", name="voxtral-2026-02"))
+    health = engine_host.host_health()
+    assert (health["gpu_used_bytes"], health["gpu_free_bytes"], health["device"]) == (68 * gib, 12 * gib, "cuda:0")
+    engine_host.publish_health()
+    try:
+        page = admin_client.get(reverse("console:status")).content.decode()
+    finally:
+        redis_client().delete(key("engine", engine_host.HOST_ID))
+    assert "68.0\xa0GB / 12.0\xa0GB" in page and "cuda:0" in page and "<td>3 / 60</td>" in page and "<td>120</td>" in page
