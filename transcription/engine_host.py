@@ -211,6 +211,15 @@ def refresh() -> None:
                     _waiting, _failure = choice, None
                 log.info("%s does not fit beside the serving engine; it loads once no stream runs", choice.name)
             return  # otherwise the old engine keeps serving; the failure is published
+        if engine.capacity < _engine.capacity:
+            # Sized beside the old engine, the new pool got less GPU memory than the old one has; kept,
+            # it would serve fewer meetings until the next restart. Load it again once nothing runs.
+            log.info("%s got %s stream slots beside the serving engine's %s; it loads once no stream runs",
+                     choice.name, engine.capacity, _engine.capacity)
+            engine.shutdown()
+            with _lock:
+                _waiting = choice
+            return
         with _lock:
             old, _engine, _engine_choice, _failure = _engine, engine, choice, None
             _retiring.append([old, None])

@@ -186,3 +186,30 @@ def test_when_two_models_do_not_fit_the_new_one_waits_until_no_stream_runs(engin
     new = engine_host.get_engine()
     assert new is not old and old.health()["alive"] is False
     assert engine_host.host_health()["model"] == "voxtral-b" and engine_host.host_health()["waiting_for"] is None
+
+
+def test_a_new_version_that_would_serve_fewer_meetings_beside_the_old_one_waits_for_idle(engine_settings, model_folder, second_folder, admin_user, monkeypatch):
+    real_options = engine_host.engine_options
+
+    def options_on_a_shared_gpu():
+        # Beside a loaded engine, free GPU memory allows a smaller pool, as Engine sizes it on CUDA.
+        from dataclasses import replace
+
+        options = real_options()
+        return replace(options, max_streams=1) if engine_host.loaded_engine() is not None else options
+
+    monkeypatch.setattr(engine_host, "engine_options", options_on_a_shared_gpu)
+    a, b = imported(model_folder, "voxtral-a", admin_user), imported(second_folder, "voxtral-b", admin_user)
+    registry.model_version_activate(version=a, by=admin_user)
+    old = engine_host.get_engine()
+    assert old.capacity == 2
+    running = old.open_stream(480)
+
+    registry.model_version_activate(version=b, by=admin_user)
+    engine_host.refresh()
+    assert engine_host.get_engine() is old and engine_host.host_health()["waiting_for"] == "voxtral-b"
+
+    running.close(timeout=120)
+    engine_host.refresh()
+    new = engine_host.get_engine()
+    assert new is not old and new.capacity == 2 and engine_host.host_health()["model"] == "voxtral-b"
