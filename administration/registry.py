@@ -61,7 +61,8 @@ def model_version_register(*, path: str, kind: str | None = None, name: str = ""
     return ModelVersion.objects.create(name=name, kind=detected, path=str(folder.resolve()), imported_by=by, checking=True)
 
 
-def _progress_saver(version: ModelVersion):
+def _progress_saver(version: ModelVersion, also=None):
+    """Progress written to the row for the polling page (and passed to `also`), at most every PROGRESS_EVERY_S."""
     last = [0.0]
 
     def save(done: int, total: int) -> None:
@@ -69,6 +70,8 @@ def _progress_saver(version: ModelVersion):
         if now - last[0] >= PROGRESS_EVERY_S or done == total:
             last[0] = now
             ModelVersion.objects.filter(pk=version.pk).update(progress_bytes=done, total_bytes=total)
+            if also:
+                also(done, total)
 
     return save
 
@@ -88,7 +91,7 @@ def _fail(version: ModelVersion, message: str, action: str, by, request) -> Mode
     return version
 
 
-def model_version_import(*, version: ModelVersion, request=None) -> ModelVersion:
+def model_version_import(*, version: ModelVersion, request=None, progress=None) -> ModelVersion:
     """Read every file of a registered folder and keep its checksums. Slow: run it in a task or command.
 
     A folder that came with a manifest (from another Scribe site, or imported here before) is checked
@@ -96,7 +99,7 @@ def model_version_import(*, version: ModelVersion, request=None) -> ModelVersion
     """
     by = version.imported_by
     try:
-        kind, entries, written = weights.verify_folder(Path(version.path), progress=_progress_saver(version))
+        kind, entries, written = weights.verify_folder(Path(version.path), progress=_progress_saver(version, progress))
     except (weights.WeightsError, OSError) as exc:
         return _fail(version, str(exc), AuditEvent.Action.MODEL_IMPORT, by, request)
     if kind != version.kind:
@@ -125,11 +128,14 @@ def model_version_start_check(*, version: ModelVersion) -> ModelVersion:
     return version
 
 
-def model_version_verify(*, version: ModelVersion, by=None, request=None) -> ModelVersion:
+def model_version_verify(*, version: ModelVersion, by=None, request=None, progress=None) -> ModelVersion:
     """Read the folder again and compare every file with the checksums taken at import."""
+    if not version.files:
+        return _fail(version, "This version was never imported completely; fix the folder and import it again.",
+                     AuditEvent.Action.MODEL_VERIFY, by, request)
     expected = {name: weights.FileEntry(**entry) for name, entry in version.files.items()}
     try:
-        actual = weights.fingerprint(Path(version.path), progress=_progress_saver(version))
+        actual = weights.fingerprint(Path(version.path), progress=_progress_saver(version, progress))
     except (weights.WeightsError, OSError) as exc:
         return _fail(version, str(exc), AuditEvent.Action.MODEL_VERIFY, by, request)
     problems = weights.compare(expected, actual)

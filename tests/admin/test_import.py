@@ -114,3 +114,19 @@ def test_from_the_command_line_an_administrator_verifies_activates_and_rolls_bac
     flip_bit(model_folder / "model.safetensors")
     with pytest.raises(CommandError, match="model.safetensors is corrupt"):
         call_command("verify_model", "v1")
+
+
+def test_the_command_shows_how_much_it_has_read(model_folder):
+    import io
+
+    out = io.StringIO()
+    call_command("import_model", str(model_folder), stdout=out)
+    assert "100% of 0.08 GB read" in out.getvalue() and "Imported voxtral-tiny" in out.getvalue()
+
+
+def test_a_version_whose_import_failed_is_not_verified_but_imported_again(model_folder):
+    (model_folder / "tekken.json").unlink()
+    with pytest.raises(CommandError):
+        call_command("import_model", str(model_folder), "--name", "broken")
+    with pytest.raises(CommandError, match="never imported completely; fix the folder and import it again"):
+        call_command("verify_model", "broken")

@@ -27,7 +27,8 @@ class Command(BaseCommand):
         except registry.RegistryError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"Reading every file of {version.path} ...")
-        version = registry.model_version_import(version=version)
+        version = registry.model_version_import(version=version, progress=self._progress)
+        self.stdout.write("")
         if version.status == ModelVersion.Status.FAILED:
             raise CommandError(version.error)
         self.stdout.write(self.style.SUCCESS(
@@ -41,7 +42,8 @@ class Command(BaseCommand):
     def _activate(self, version, by):
         if version.status == ModelVersion.Status.IMPORTED:
             self.stdout.write("Verifying: reading every file again ...")
-            version = registry.model_version_verify(version=registry.model_version_start_check(version=version), by=by)
+            version = registry.model_version_verify(version=registry.model_version_start_check(version=version), by=by, progress=self._progress)
+            self.stdout.write("")
             if version.status == ModelVersion.Status.FAILED:
                 raise CommandError(version.error)
         try:
@@ -49,3 +51,7 @@ class Command(BaseCommand):
         except registry.RegistryError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(f"{version.name} is now the active {version.get_kind_display()} model."))
+
+    def _progress(self, done: int, total: int) -> None:
+        self.stdout.write(f"\r  {100 * done // max(total, 1):3d}% of {total / 1e9:.2f} GB read", ending="")
+        self.stdout.flush()
