@@ -3,6 +3,8 @@ import os
 import secrets
 from pathlib import Path
 
+from celery.schedules import crontab
+
 from .env import envbool, envint, envlist, envsecret, envstr
 
 # Air-gapped by construction: no library may reach a model hub or send telemetry, whatever the
@@ -57,6 +59,7 @@ INSTALLED_APPS = [
     "channels",
     "meetings",
     "transcription",
+    "administration",
     "frontend",
 ]
 
@@ -188,6 +191,20 @@ DIARIZATION_DIR = envstr("SCRIBE_DIARIZATION_DIR", "")
 ASR_DEVICE = envstr("SCRIBE_ASR_DEVICE", "")  # "cuda", "cuda:1" or "cpu"; empty: the first GPU if any
 ASR_MAX_STREAMS = envint("SCRIBE_ASR_MAX_STREAMS", 64, minimum=1)  # also capped by free GPU memory
 ASR_OFFLINE_SEGMENT_S = envint("SCRIBE_ASR_OFFLINE_SEGMENT_S", 60, minimum=4)
+# Before an engine loads a registered model it re-reads every file and compares it with the checksums
+# taken at import (about 10 s for Voxtral Mini 4B from a fast disk); off only where start-up time matters more.
+ASR_VERIFY_ON_LOAD = envbool("SCRIBE_ASR_VERIFY_ON_LOAD", True)
+
+# Administration: periodic work run by Celery beat (`celery -A config beat`, or a worker started with -B).
+STATUS_SAMPLE_EVERY_S = envint("SCRIBE_STATUS_SAMPLE_EVERY_S", 60, minimum=10)
+STATUS_SAMPLE_KEEP_DAYS = envint("SCRIBE_STATUS_SAMPLE_KEEP_DAYS", 7, minimum=1)
+RETENTION_HOUR = envint("SCRIBE_RETENTION_HOUR", 3, minimum=0, maximum=23)  # local time of the nightly deletion
+CELERY_BEAT_SCHEDULE = {
+    "status-sample": {"task": "administration.tasks.record_status_sample", "schedule": float(STATUS_SAMPLE_EVERY_S)},
+    "retention": {"task": "administration.tasks.apply_retention", "schedule": crontab(hour=RETENTION_HOUR, minute=15)},
+}
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")  # beat's last-run times, beside the data
 
 LOGGING = {
     "version": 1,
