@@ -126,14 +126,20 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Two queues: "gpu" for work that needs the speech engine (one worker per GPU, on any number of GPU hosts),
 # "cpu" for the rest. deploy/systemd starts one worker per queue; a single box can run one worker on both.
-CELERY_GPU_QUEUE = "gpu"
-CELERY_CPU_QUEUE = "cpu"
-CELERY_TASK_DEFAULT_QUEUE = CELERY_CPU_QUEUE
-CELERY_TASK_ROUTES = {"transcription.tasks.reprocess_meeting": {"queue": CELERY_GPU_QUEUE}}
+GPU_QUEUE = "gpu"
+CPU_QUEUE = "cpu"
+CELERY_TASK_DEFAULT_QUEUE = CPU_QUEUE
+CELERY_TASK_ROUTES = {"transcription.tasks.reprocess_meeting": {"queue": GPU_QUEUE}}
 CELERY_TASK_ALWAYS_EAGER = envbool("SCRIBE_CELERY_EAGER", False)
 # With acks_late, a task whose worker dies mid-way (a GPU host powered off) goes back to the queue once it
 # has been unacknowledged this long; it must exceed the longest task, or a slow task would run twice.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("SCRIBE_CELERY_VISIBILITY_TIMEOUT", 6 * 3600, minimum=1)}
+_visibility_timeout = envint("SCRIBE_CELERY_VISIBILITY_TIMEOUT", 6 * 3600, minimum=1)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": _visibility_timeout,
+    # Every worker looks for such overdue tasks every 10 s (kombu's default is every 100 s).
+    "unacked_restore_interval": min(10, _visibility_timeout),
+    "unacked_restore_throttle": 1,
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
