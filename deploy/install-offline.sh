@@ -59,7 +59,8 @@ if [ ! -f "$APP/manage.py" ]; then
   tar -xzf "$WHEELHOUSE"/scribe-*.tar.gz -C "$APP" --strip-components=1
 fi
 
-if [ -f "$ENV_FILE" ]; then set -a; source "$ENV_FILE"; set +a; fi
+source "$HERE/env-file.sh"
+load_env_file "$ENV_FILE"
 export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-config.settings}"
 
 install_packages() {

@@ -9,7 +9,8 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ENV_FILE="${1:-/etc/scribe/scribe.env}"
-if [ -f "$ENV_FILE" ]; then set -a; source "$ENV_FILE"; set +a; fi
+source "$HERE/env-file.sh"
+load_env_file "$ENV_FILE"
 
 VAR_DIR="${SCRIBE_VAR_DIR:-/var/lib/scribe}"
 ALLOWED="${SCRIBE_ALLOWED_HOSTS:-localhost}"

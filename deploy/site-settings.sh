@@ -21,7 +21,8 @@ parse_site_options() {
 
 load_site_settings() {
   # Sets DB_NAME, MEDIA_ROOT and PG_ARGS (connection options for psql, pg_dump and pg_restore).
-  if [ -f "$ENV_FILE" ]; then set -a; source "$ENV_FILE"; set +a; fi
+  source "$(dirname "${BASH_SOURCE[0]}")/env-file.sh"
+  load_env_file "$ENV_FILE"
   export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-config.settings}"
   PY="$VENV/bin/python"
   [ -x "$PY" ] || die "no Python environment at $VENV (use --venv)"
