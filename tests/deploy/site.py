@@ -7,6 +7,7 @@ import http.cookiejar
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import ssl
@@ -98,6 +99,15 @@ def make_self_signed_cert(tls: Path) -> Path:
     return tls / "scribe.crt"
 
 
+def unit_command(unit: str, *, venv: Path, port: int | None = None) -> list[str]:
+    """The ExecStart of one of deploy/systemd's units, with this site's venv (and port) in place of the server's."""
+    line = next(line for line in (DEPLOY / "systemd" / unit).read_text().splitlines() if line.startswith("ExecStart="))
+    args = shlex.split(line.split("=", 1)[1].replace("/opt/scribe/venv", str(venv)).replace("%%", "%"))
+    if port is not None:
+        args[args.index("--port") + 1] = str(port)
+    return args
+
+
 def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -147,9 +157,8 @@ http {{
     daphne_log, nginx_log = site.root / "daphne.log", nginx_dir / "stderr.log"
     site.logs = {"daphne": daphne_log, "nginx": nginx_log, "nginx_error": nginx_dir / "error.log"}
     with open(daphne_log, "w") as out:
-        daphne = subprocess.Popen([str(site.venv / "bin/daphne"), "--bind", "127.0.0.1", "--port", str(site.daphne_port),
-                                   "--proxy-headers", "config.asgi:application"], cwd=REPO, env=site.env(),
-                                  stdout=out, stderr=subprocess.STDOUT)
+        daphne = subprocess.Popen(unit_command("scribe-web.service", venv=site.venv, port=site.daphne_port), cwd=REPO,
+                                  env=site.env(), stdout=out, stderr=subprocess.STDOUT)
     with open(nginx_log, "w") as out:
         nginx = subprocess.Popen([shutil.which("nginx"), "-p", str(nginx_dir), "-c", str(nginx_dir / "nginx.conf"),
                                   "-e", str(nginx_dir / "error.log")], stdout=out, stderr=subprocess.STDOUT)

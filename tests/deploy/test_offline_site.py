@@ -14,7 +14,7 @@ import pytest
 
 from tests.servers import REPO
 
-from .site import Browser, WebSocket, new_site, running
+from .site import DEPLOY, Browser, WebSocket, new_site, running
 
 pytestmark = [pytest.mark.slow, pytest.mark.deploy]
 
@@ -98,6 +98,21 @@ def test_the_offline_install_holds_exactly_the_pinned_packages(site):
     for pin in ("torch==2.11.0", "torchaudio==2.11.0", "Django==5.2.19", "daphne==4.2.3", "celery==5.7.0"):
         assert pin in frozen.splitlines(), pin
     assert "pytest" not in frozen  # test-only packages stay out of a server
+
+
+def test_the_systemd_units_are_valid_and_start_programs_the_install_made(site, tmp_path):
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze is not installed")
+    units = []
+    for unit in sorted((DEPLOY / "systemd").iterdir()):
+        text = unit.read_text().replace("/opt/scribe/venv", str(site.venv)).replace("/opt/scribe/app", str(REPO))
+        (tmp_path / unit.name).write_text(text)
+        units.append(str(tmp_path / unit.name))
+    verified = subprocess.run(["systemd-analyze", "verify", "--man=no", *units], capture_output=True, text=True,
+                              env={**os.environ, "SYSTEMD_LOG_LEVEL": "warning"})
+    assert verified.returncode == 0 and not verified.stderr.strip(), verified.stderr
+    assert {Path(u).name for u in units} >= {"scribe-web.service", "scribe-worker-gpu.service", "scribe-worker-cpu.service",
+                                              "scribe-beat.service", "scribe-captions.service", "scribe.target"}
 
 
 def test_plain_http_is_redirected_to_https(site):
