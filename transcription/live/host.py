@@ -105,20 +105,16 @@ class HostConsumer(LiveSocket):
 
     async def open_engine(self, delay_ms: int):
         if conf.engine_mode() == "worker":
-            stream = RemoteStream(delay_ms=delay_ms, on_event=self.on_engine_event, layer=self.channel_layer, reply_channel=self.channel_name)
+            stream = RemoteStream(delay_ms=delay_ms, on_event=self.on_engine_event, layer=self.channel_layer)
         else:
             stream = EngineStream(delay_ms=delay_ms, on_event=self.on_engine_event)
-        self.stream = stream  # set before open(): a worker's answer is routed through it
         try:
             await stream.open()
         except EngineUnavailable as exc:
-            self.stream, self.engine_message = None, str(exc)
+            self.engine_message = str(exc)
             await self.send_json(error(exc.code, str(exc)))
-
-    async def engine_event(self, message):
-        """A caption worker's reply (only in worker mode)."""
-        if isinstance(self.stream, RemoteStream):
-            self.stream.handle(message)
+        else:
+            self.stream = stream
 
     def on_engine_event(self, kind: str, data: dict) -> None:
         self.events.put_nowait((kind, data))
