@@ -73,7 +73,11 @@ restore_previous() { [ -d "$VENV.previous" ] && { rm -rf "$VENV"; mv "$VENV.prev
 trap restore_previous ERR
 python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --find-links "$WHEELHOUSE/wheels" --upgrade pip
-"$VENV/bin/python" -m pip install -q --find-links "$WHEELHOUSE/wheels" -r "$WHEELHOUSE/requirements.txt"
+# pip compiles some 20,000 modules to bytecode one at a time; compileall uses every core instead. The
+# services cannot write into the environment, so without this every start would compile in memory.
+"$VENV/bin/python" -m pip install -q --no-compile --find-links "$WHEELHOUSE/wheels" -r "$WHEELHOUSE/requirements.txt"
+# A few packages ship files that are not valid Python 3 (templates, test data): pip skips them too.
+"$VENV/bin/python" -m compileall -q -j 0 "$VENV/lib" >/dev/null 2>&1 || true
 "$VENV/bin/python" - <<'PYCHECK'
 import torch, torchaudio
 assert torch.__version__.split("+")[0] == torchaudio.__version__.split("+")[0], "torch and torchaudio versions differ"
