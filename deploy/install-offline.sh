@@ -104,6 +104,16 @@ if [ "$CREATE_DB" = 1 ]; then
   if [ "$("${PSQL[@]}" -c "select 1 from pg_roles where rolname='$DB_USER'")" != 1 ]; then
     say "Creating database role $DB_USER"
     "${PSQL[@]}" -c "create role \"$DB_USER\" login"
+    PW_FILE="${SCRIBE_DB_PASSWORD_FILE:-}"
+    if [ -n "$PW_FILE" ] && [ ! -e "$PW_FILE" ]; then
+      # Debian's PostgreSQL asks for a password on 127.0.0.1: make one, readable by the services only.
+      (umask 0027 && python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > "$PW_FILE")
+      getent group scribe >/dev/null && chgrp scribe "$PW_FILE"
+      say "Generated the database password in $PW_FILE"
+    fi
+    if [ -n "$PW_FILE" ]; then
+      "${PSQL[@]}" -v pw="$(cat "$PW_FILE")" <<< "alter role \"$DB_USER\" password :'pw'"
+    fi
   fi
   if [ "$("${PSQL[@]}" -c "select 1 from pg_database where datname='$DB_NAME'")" != 1 ]; then
     say "Creating database $DB_NAME"
