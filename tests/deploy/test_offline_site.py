@@ -42,8 +42,9 @@ def wheelhouse():
         started = time.monotonic()
         built = subprocess.run(["bash", str(REPO / "deploy/build-wheelhouse.sh"), "--profile", "cuda", "--out", str(folder)],
                                capture_output=True, text=True, timeout=1800)
-        if built.returncode != 0 and "pip download" not in built.stderr and "HTTP" in built.stderr:
-            pytest.skip("the wheelhouse cannot be built: no package index reachable from this machine")
+        offline = ("NewConnectionError", "Failed to establish", "Temporary failure in name resolution", "Network is unreachable")
+        if built.returncode != 0 and any(sign in built.stderr for sign in offline):
+            pytest.skip("the wheelhouse cannot be built here: the package index cannot be reached")
         assert built.returncode == 0, built.stderr[-4000:]
         record("wheelhouse_build_s", round(time.monotonic() - started))
     record("wheelhouse_bytes", du_bytes(folder))
