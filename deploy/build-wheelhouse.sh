@@ -46,6 +46,10 @@ TORCH="$(sed -n 's/^torch==\([^ #]*\).*/\1/p' "$REPO/requirements.txt")"
 TORCHAUDIO="$(sed -n 's/^torchaudio==\([^ #]*\).*/\1/p' "$REPO/requirements.txt")"
 EXTRA=()
 if [ "$PROFILE" = cpu ]; then
+  # Fail in seconds, in words, rather than after pip's retries.
+  "$PYTHON" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/torch/", timeout=20)' "$TORCH_CPU_INDEX" 2>/dev/null \
+    || { echo "The CPU torch index $TORCH_CPU_INDEX cannot be reached; the cpu profile needs it" \
+              "(or a mirror of it in SCRIBE_TORCH_CPU_INDEX). The cuda profile needs only PyPI." >&2; exit 1; }
   printf 'torch==%s+cpu\ntorchaudio==%s+cpu\n' "$TORCH" "$TORCHAUDIO" > "$OUT/constraints-cpu.txt"
   EXTRA=(--extra-index-url "$TORCH_CPU_INDEX" -c "$OUT/constraints-cpu.txt")
 fi

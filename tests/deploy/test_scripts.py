@@ -1,4 +1,5 @@
 """The deploy scripts' refusals, which need no wheelhouse or site."""
+import os
 import subprocess
 
 from tests.servers import REPO
@@ -39,3 +40,10 @@ def test_the_nginx_site_renders_every_value(tmp_path):
     assert "{{" not in site
     assert "server_name scribe.example.internal;" in site and "client_max_body_size 512m;" in site
     assert "location /protected-media/ {\n        internal;" in site
+
+
+def test_the_cpu_profile_says_so_when_its_torch_index_cannot_be_reached(tmp_path):
+    done = subprocess.run(["bash", str(REPO / "deploy/build-wheelhouse.sh"), "--profile", "cpu", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "SCRIBE_TORCH_CPU_INDEX": "http://127.0.0.1:9/none"})
+    assert done.returncode == 1 and "cannot be reached" in done.stderr
+    assert not list(tmp_path.glob("wheels/*"))
