@@ -1,4 +1,7 @@
 """Recordings behind nginx: Django checks access and audits, then hands the file over with X-Accel-Redirect."""
+import os
+import subprocess
+import sys
 import wave
 
 import pytest
@@ -6,6 +9,7 @@ from django.urls import reverse
 
 from meetings.models import AuditEvent
 from tests.factories import attach_recording, meeting_with_transcript
+from tests.servers import REPO
 
 pytestmark = pytest.mark.django_db
 
@@ -54,3 +58,10 @@ def test_without_the_setting_django_streams_the_file_itself(client, owner, recor
     response = client.get(_url(recording))
     assert "X-Accel-Redirect" not in response
     assert b"".join(response.streaming_content)[:4] == b"RIFF"
+
+
+def test_a_malformed_accel_location_stops_start_up_with_the_variable_named():
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "SCRIBE_MEDIA_ACCEL_REDIRECT": "protected-media"}
+    result = subprocess.run([sys.executable, "-c", "from django.conf import settings; settings.MEDIA_ROOT"], cwd=REPO,
+                            env=env, capture_output=True, text=True)
+    assert result.returncode != 0 and "SCRIBE_MEDIA_ACCEL_REDIRECT must be a path like /protected-media/" in result.stderr
