@@ -79,6 +79,8 @@ def site(wheelhouse, tmp_path_factory):
             yield site
     finally:
         subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "--force", site.db_name], check=False)
+        if not reuse:
+            shutil.rmtree(site.venv, ignore_errors=True)  # 6 GB; pytest would keep three runs' worth
 
 
 # A user with a meeting, its transcript and a recording, made through the application's own services.
