@@ -116,12 +116,12 @@ class EngineStream:
         except EngineError:
             pass  # the stream failed; its error event already told the host
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
         """Flush: the last words become finals before this returns."""
         if self._stream is None:
             return
         try:
-            await asyncio.wait_for(asyncio.wrap_future(self._stream.close_nowait()), CLOSE_TIMEOUT_S)
+            await asyncio.wait_for(asyncio.wrap_future(self._stream.close_nowait()), timeout)
         except Exception:  # timed out or the engine failed: keep what was captioned, drop the rest
             log.exception("live stream %s did not finish cleanly", self._stream.id)
             self._stream.abort()
@@ -225,15 +225,15 @@ class RemoteStream:
         except Exception:  # ChannelFull: the worker is behind; its health reports the lag
             self._dropped += 1
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
         """Ask the worker to finish the stream and wait for its last lines (the worker says `closed`)."""
         try:
             if self._worker:
                 message: WorkerClose = {"type": "caption.close", "stream_id": self.stream_id}
                 await self.layer.send(self._worker, message)
-                await asyncio.wait_for(self._closed, CLOSE_TIMEOUT_S)
+                await asyncio.wait_for(self._closed, timeout)
         except TimeoutError:
-            log.warning("caption worker did not finish stream %s within %ss", self.stream_id, CLOSE_TIMEOUT_S)
+            log.warning("caption worker did not finish stream %s within %ss", self.stream_id, timeout)
         finally:
             self._stop_reading()
 
