@@ -4,6 +4,7 @@ import secrets
 from pathlib import Path
 
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
 from .env import envbool, envint, envlist, envsecret, envstr
 
@@ -136,9 +137,22 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_DEFAULT_QUEUE = "cpu"
+# Two queues: "gpu" for work that needs the speech engine (one worker per GPU, on any number of GPU hosts),
+# "cpu" for the rest. deploy/systemd starts one worker per queue; a single box can run one worker on both.
+GPU_QUEUE = "gpu"
+CPU_QUEUE = "cpu"
+CELERY_TASK_DEFAULT_QUEUE = CPU_QUEUE
+CELERY_TASK_ROUTES = {"transcription.tasks.reprocess_meeting": {"queue": GPU_QUEUE}}
 CELERY_TASK_ALWAYS_EAGER = envbool("SCRIBE_CELERY_EAGER", False)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+# With acks_late, a task whose worker dies mid-way (a GPU host powered off) goes back to the queue once it
+# has been unacknowledged this long; it must exceed the longest task, or a slow task would run twice.
+_visibility_timeout = envint("SCRIBE_CELERY_VISIBILITY_TIMEOUT", 6 * 3600, minimum=1)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": _visibility_timeout,
+    # Every worker looks for such overdue tasks every 10 s (kombu's default is every 100 s).
+    "unacked_restore_interval": min(10, _visibility_timeout),
+    "unacked_restore_throttle": 1,
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -180,6 +194,14 @@ STORAGES = {
 # Serve straight from the app folders too, so a checkout works before collectstatic has run.
 WHITENOISE_USE_FINDERS = True
 
+# The largest recording a user may upload; nginx's client_max_body_size is rendered from the same value.
+UPLOAD_MAX_MB = envint("SCRIBE_UPLOAD_MAX_MB", 2048, minimum=1)
+# Behind nginx: after its permission check and audit, Django answers a recording download with an
+# X-Accel-Redirect to this internal location (which maps to MEDIA_ROOT), and nginx sends the bytes.
+# Empty: Django streams the file itself (development, tests).
+MEDIA_ACCEL_REDIRECT = envstr("SCRIBE_MEDIA_ACCEL_REDIRECT", "")
+if MEDIA_ACCEL_REDIRECT and not (MEDIA_ACCEL_REDIRECT.startswith("/") and MEDIA_ACCEL_REDIRECT.endswith("/")):
+    raise ImproperlyConfigured(f"SCRIBE_MEDIA_ACCEL_REDIRECT must be a path like /protected-media/, not {MEDIA_ACCEL_REDIRECT!r}")
 FILE_UPLOAD_PERMISSIONS = 0o640
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
 
