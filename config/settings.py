@@ -125,6 +125,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
 CELERY_TASK_ALWAYS_EAGER = envbool("SCRIBE_CELERY_EAGER", False)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+# Model work goes to GPU hosts, file work to any host; every host shares PostgreSQL and the media store.
+# Start GPU workers with `-Q gpu --concurrency 1` (one engine per GPU) and CPU workers with `-Q cpu`.
+CELERY_TASK_ROUTES = {
+    "transcription.tasks.reprocess_decode": {"queue": "cpu"},
+    "transcription.tasks.reprocess_transcribe": {"queue": "gpu"},
+    "transcription.tasks.reprocess_diarize": {"queue": "gpu"},
+    "transcription.tasks.reprocess_store": {"queue": "cpu"},
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -177,6 +185,13 @@ DIARIZATION_DIR = envstr("SCRIBE_DIARIZATION_DIR", "")
 ASR_DEVICE = envstr("SCRIBE_ASR_DEVICE", "")  # "cuda", "cuda:1" or "cpu"; empty: the first GPU if any
 ASR_MAX_STREAMS = envint("SCRIBE_ASR_MAX_STREAMS", 64, minimum=1)  # also capped by free GPU memory
 ASR_OFFLINE_SEGMENT_S = envint("SCRIBE_ASR_OFFLINE_SEGMENT_S", 60, minimum=4)
+# Speaker separation reads this much audio at a time, so memory stays bounded on multi-hour recordings;
+# speakers are matched across chunks by their voice embeddings.
+DIARIZATION_CHUNK_S = envint("SCRIBE_DIARIZATION_CHUNK_S", 1800, minimum=30)
+DIARIZATION_DEVICE = envstr("SCRIBE_DIARIZATION_DEVICE", "")  # empty: the first GPU if any
+
+# Uploaded recordings stream to a file beside the media store (never into memory) and are refused past this size.
+RECORDING_UPLOAD_MAX_MB = envint("SCRIBE_RECORDING_UPLOAD_MAX_MB", 8192, minimum=1)
 
 LOGGING = {
     "version": 1,

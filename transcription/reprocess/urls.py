@@ -1,0 +1,11 @@
+from django.urls import path
+
+from . import views
+
+app_name = "reprocess"
+
+urlpatterns = [
+    path("meetings/<int:meeting_id>/recordings/upload", views.recording_upload, name="upload"),
+    path("meetings/<int:meeting_id>/reprocessing", views.reprocess_status, name="status"),
+    path("meetings/<int:meeting_id>/reprocessing/<int:job_id>/cancel", views.reprocess_cancel_view, name="cancel"),
+]
