@@ -124,7 +124,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
 CELERY_TASK_ALWAYS_EAGER = envbool("SCRIBE_CELERY_EAGER", False)
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+# A task whose worker died unacknowledged is handed out again after this long; it must outlast the
+# longest stage (transcribing a long recording), or a second worker would start it twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("SCRIBE_CELERY_VISIBILITY_TIMEOUT_S", 6 * 3600, minimum=1)}
 # Model work goes to GPU hosts, file work to any host; every host shares PostgreSQL and the media store.
 # Start GPU workers with `-Q gpu --concurrency 1` (one engine per GPU) and CPU workers with `-Q cpu`.
 CELERY_TASK_ROUTES = {

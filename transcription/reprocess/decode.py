@@ -97,6 +97,8 @@ def decode_to_pcm(path: str, out_path: str, *, on_progress: Callable[[float], No
         if samples == 0:
             raise RecordingUnreadable("No audio could be decoded from this recording.")
         os.replace(tmp, out_path)
+        if on_progress:
+            on_progress(1.0)
         return samples
     finally:
         container.close()
