@@ -63,7 +63,7 @@ def diarize_pcm(pipeline, pcm: np.ndarray, *, chunk_s: int, on_progress: Callabl
             break  # a last sliver too short to hold speech
         hook = _hook(on_progress, i, len(starts))
         output = pipeline({"waveform": torch.from_numpy(piece)[None], "sample_rate": SAMPLE_RATE}, hook=hook)
-        turns += linker.add_chunk(output, offset_ms=start * 1000 // SAMPLE_RATE)
+        turns += linker.add_chunk(output, offset_ms=start * 1000 // SAMPLE_RATE, length_ms=len(piece) * 1000 // SAMPLE_RATE)
     if on_progress:
         on_progress(1.0)
     return turns
@@ -87,7 +87,9 @@ class SpeakerLinker:
         self.centroids: list[np.ndarray] = []  # unit vectors, one per meeting speaker
         self.weights: list[float] = []
 
-    def add_chunk(self, output, offset_ms: int) -> list[Turn]:
+    def add_chunk(self, output, offset_ms: int, length_ms: int | None = None) -> list[Turn]:
+        """Meeting-wide turns for one chunk's pipeline output; clipped to the chunk (pyannote pads the
+        last window past the end of the audio)."""
         annotation = getattr(output, "exclusive_speaker_diarization", output)
         labels = getattr(output, "speaker_diarization", annotation).labels()
         embeddings = getattr(output, "speaker_embeddings", None)
@@ -96,11 +98,13 @@ class SpeakerLinker:
         for k, label in enumerate(labels):
             vector = embeddings[k] if embeddings is not None and k < len(embeddings) else None
             names[label] = self._assign(vector, durations.get(label, 0.0))
-        return [
-            Turn(offset_ms + round(segment.start * 1000), offset_ms + round(segment.end * 1000), names[label])
-            for segment, _, label in annotation.itertracks(yield_label=True)
-            if label in names
-        ]
+        end_ms = length_ms if length_ms is not None else 1 << 62
+        turns = []
+        for segment, _, label in annotation.itertracks(yield_label=True):
+            start, end = round(segment.start * 1000), min(round(segment.end * 1000), end_ms)
+            if label in names and end > start:
+                turns.append(Turn(offset_ms + start, offset_ms + end, names[label]))
+        return turns
 
     def _assign(self, vector, weight: float) -> str:
         unit = None
