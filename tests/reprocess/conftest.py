@@ -78,3 +78,27 @@ def tiny_engine(tiny_model_dir):
     engine = Engine(model, spec, EngineOptions(device="cpu", max_streams=8, offline_segment_s=8, offline_search_s=2))
     yield engine
     engine.shutdown()
+
+
+@pytest.fixture
+def reprocess_settings(settings, tiny_model_dir, pyannote_dir):
+    """The tiny speech model and the random pyannote pipeline as the site's models."""
+    from transcription import engine_host
+
+    settings.ASR_MODEL_DIR = str(tiny_model_dir)
+    settings.ASR_OFFLINE_SEGMENT_S = 8
+    settings.ASR_MAX_STREAMS = 8
+    settings.ASR_DEVICE = "cpu"
+    settings.DIARIZATION_DIR = pyannote_dir
+    settings.DIARIZATION_DEVICE = "cpu"
+    engine_host.reset()
+    yield settings
+    engine_host.reset()
+
+
+def run_job(job_id: int) -> None:
+    """The chain's four tasks, called in this process in order (what a worker would do)."""
+    from transcription import tasks
+
+    for task in (tasks.reprocess_decode, tasks.reprocess_transcribe, tasks.reprocess_diarize, tasks.reprocess_store):
+        task(job_id)

@@ -27,6 +27,7 @@ Stage = ReprocessJob.Stage
 
 # Share of the progress bar per stage: transcription dominates on every machine measured.
 _SPAN = {Stage.DECODING: (0, 10), Stage.TRANSCRIBING: (10, 70), Stage.DIARIZING: (70, 95), Stage.STORING: (95, 100)}
+_TIMING_KEY = {Stage.DECODING: "decode", Stage.TRANSCRIBING: "transcribe", Stage.DIARIZING: "diarize", Stage.STORING: "store"}
 PCM_FILE, WORDS_FILE, TURNS_FILE = "audio.pcm", "words.json", "speakers.rttm"
 NOT_INSTALLED = "not installed"
 
@@ -115,7 +116,7 @@ def run_stage(job_id: int, stage: str, body: Callable[[ReprocessJob, Callable[[f
         log.exception("reprocessing job %s failed in %s", job_id, stage)
         _finish(job, Stage.FAILED, error=f"Reprocessing stopped with an internal error while {stage}: {exc.__class__.__name__}. An administrator can find the details in the worker log.")
         raise
-    key = stage.removesuffix("ing")
+    key = _TIMING_KEY[stage]
     ReprocessJob.objects.filter(pk=job_id).update(timings={**_fresh(job_id).timings, key: round(time.monotonic() - started, 3)})
 
 
@@ -157,7 +158,8 @@ def _finish(job: ReprocessJob, stage: str, error: str = "") -> None:
 
 def _remove_work_files(job: ReprocessJob) -> None:
     folder = Path(settings.MEDIA_ROOT) / job.work_dir
-    for name in (PCM_FILE, WORDS_FILE, TURNS_FILE):
+    for name in (_TIMING_KEY = {Stage.DECODING: "decode", Stage.TRANSCRIBING: "transcribe", Stage.DIARIZING: "diarize", Stage.STORING: "store"}
+PCM_FILE, WORDS_FILE, TURNS_FILE):
         (folder / name).unlink(missing_ok=True)
     try:
         folder.rmdir()
