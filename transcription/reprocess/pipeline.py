@@ -158,8 +158,7 @@ def _finish(job: ReprocessJob, stage: str, error: str = "") -> None:
 
 def _remove_work_files(job: ReprocessJob) -> None:
     folder = Path(settings.MEDIA_ROOT) / job.work_dir
-    for name in (_TIMING_KEY = {Stage.DECODING: "decode", Stage.TRANSCRIBING: "transcribe", Stage.DIARIZING: "diarize", Stage.STORING: "store"}
-PCM_FILE, WORDS_FILE, TURNS_FILE):
+    for name in (PCM_FILE, WORDS_FILE, TURNS_FILE):
         (folder / name).unlink(missing_ok=True)
     try:
         folder.rmdir()
