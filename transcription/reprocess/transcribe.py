@@ -28,7 +28,9 @@ def transcribe_pcm(engine, pcm: np.ndarray, delay_ms: int, *, on_progress: Calla
                    group_size: int | None = None) -> list[TimedWord]:
     """Timed words for 16 kHz int16 `pcm` (a memory map is fine), in recording order."""
     options = engine.options
-    starts = offline.cut_points(pcm, options.offline_segment_s, options.offline_search_s)
+    # The quiet-point search must stay inside one segment; short segments (a site's setting) shorten it.
+    search_s = min(options.offline_search_s, max(1, options.offline_segment_s // 4))
+    starts = offline.cut_points(pcm, options.offline_segment_s, search_s)
     spans = list(zip(starts, starts[1:] + [len(pcm)]))
     spans = [(a, b) for a, b in spans if b > a]
     group = max(1, group_size or engine.capacity)
