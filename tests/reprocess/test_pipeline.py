@@ -2,7 +2,7 @@
 import pytest
 from django.urls import reverse
 
-from meetings.models import AuditEvent, Meeting, Recording, ReprocessJob, Segment, Sharing, Speaker
+from meetings.models import AuditEvent, Meeting, Recording, ReprocessJob, Segment, Speaker
 from meetings.search import search_segments
 from meetings.services import meeting_create, segment_append
 
