@@ -11,4 +11,10 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from .websocket import websocket_application  # noqa: E402
 
+from transcription import engine_host  # noqa: E402
+from transcription.live import conf as live_conf  # noqa: E402
+
+if live_conf.engine_mode() == "local":
+    engine_host.preload_in_background()  # live captions from the first second of the first meeting
+
 application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": websocket_application})

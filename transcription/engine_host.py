@@ -80,3 +80,20 @@ def reset() -> None:
         if _engine is not None:
             _engine.shutdown()
         _engine, _engine_dir, _failure = None, None, None
+
+
+def preload_in_background() -> None:
+    """Start loading the engine now, in a thread, so that the first live session does not wait for it.
+
+    A failure is logged by get_engine() and told to the host in words when a session starts.
+    """
+    if not active_asr_dir():
+        return
+
+    def load():
+        try:
+            get_engine()
+        except EngineUnavailable:
+            pass
+
+    threading.Thread(target=load, name="speech-engine-preload", daemon=True).start()

@@ -116,12 +116,12 @@ class EngineStream:
         except EngineError:
             pass  # the stream failed; its error event already told the host
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
         """Flush: the last words become finals before this returns."""
         if self._stream is None:
             return
         try:
-            await asyncio.wait_for(asyncio.wrap_future(self._stream.close_nowait()), CLOSE_TIMEOUT_S)
+            await asyncio.wait_for(asyncio.wrap_future(self._stream.close_nowait()), timeout)
         except Exception:  # timed out or the engine failed: keep what was captioned, drop the rest
             log.exception("live stream %s did not finish cleanly", self._stream.id)
             self._stream.abort()
@@ -153,42 +153,67 @@ class RemoteStream:
 
     The open request goes to the shared worker channel, where any idle worker takes it; the worker
     answers with its own channel, and audio goes there so that one stream stays on one worker.
-    Replies arrive at the host consumer, which passes them to handle().
+    Replies come to a channel of this stream's own, read by its own task: the host consumer may be
+    busy awaiting open() or close() and must not have to dispatch the very answer it waits for.
     """
 
-    def __init__(self, *, delay_ms: int, on_event: OnEvent, layer, reply_channel: str):
+    def __init__(self, *, delay_ms: int, on_event: OnEvent, layer):
         self.delay_ms = delay_ms
         self.on_event = on_event
         self.layer = layer
-        self.reply_channel = reply_channel
         self.stream_id = uuid.uuid4().hex
         self._worker: str | None = None
         self._opened: asyncio.Future | None = None
+        self._closed: asyncio.Future | None = None
+        self._reader: asyncio.Task | None = None
         self._health: EngineHealth = {"ready": False, "last_step_age_ms": None, "lag_ms": 0, "stalled": False}
         self._health_at = time.monotonic()
         self._dropped = 0
 
     async def open(self) -> None:
-        self._opened = asyncio.get_running_loop().create_future()
-        request: WorkerOpen = {"type": "caption.open", "stream_id": self.stream_id, "reply_channel": self.reply_channel, "delay_ms": self.delay_ms}
-        await self.layer.send(conf.worker_channel(), request)
+        loop = asyncio.get_running_loop()
+        self._opened, self._closed = loop.create_future(), loop.create_future()
+        # The default prefix matters: channels_redis reads all of a process's own channels through one
+        # queue, and a channel with another prefix would wait behind the consumer's idle read forever.
+        reply_channel = await self.layer.new_channel()
+        self._reader = asyncio.create_task(self._read(reply_channel))
+        request: WorkerOpen = {"type": "caption.open", "stream_id": self.stream_id, "reply_channel": reply_channel, "delay_ms": self.delay_ms}
         try:
+            await self.layer.send(conf.worker_channel(), request)
             self._worker = await asyncio.wait_for(self._opened, conf.worker_open_seconds())
         except TimeoutError:
+            self._stop_reading()
             raise EngineUnavailable(NO_WORKER) from None
+        except BaseException:
+            self._stop_reading()
+            raise
         self._health_at = time.monotonic()
+
+    async def _read(self, channel: str) -> None:
+        while True:
+            message = await self.layer.receive(channel)
+            try:
+                self.handle(message)
+            except Exception:  # one odd reply must not end the stream's captions
+                log.exception("caption worker reply not understood: %s", message.get("kind"))
+
+    def _stop_reading(self) -> None:
+        if self._reader:
+            self._reader.cancel()
 
     def handle(self, message: dict) -> None:
         if message.get("stream_id") != self.stream_id:
             return
         kind = message["kind"]
-        if kind == "opened" and self._opened and not self._opened.done():
+        if kind == "opened" and not self._opened.done():
             self._opened.set_result(message["worker_channel"])
-        elif kind == "refused" and self._opened and not self._opened.done():
+        elif kind == "refused" and not self._opened.done():
             exc = EngineAtCapacity if message.get("code") == "engine_busy" else EngineUnavailable
             self._opened.set_exception(exc(message.get("message") or AT_CAPACITY))
         elif kind == "health":
             self._health, self._health_at = message["health"], time.monotonic()
+        elif kind == "closed" and not self._closed.done():
+            self._closed.set_result(True)
         elif kind in ("delta", "final", "failed"):
             self._health_at = time.monotonic()
             self.on_event(kind, {k: message[k] for k in ("text", "start_ms", "end_ms", "message") if k in message})
@@ -200,10 +225,17 @@ class RemoteStream:
         except Exception:  # ChannelFull: the worker is behind; its health reports the lag
             self._dropped += 1
 
-    async def close(self) -> None:
-        if self._worker:
-            message: WorkerClose = {"type": "caption.close", "stream_id": self.stream_id}
-            await self.layer.send(self._worker, message)
+    async def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
+        """Ask the worker to finish the stream and wait for its last lines (the worker says `closed`)."""
+        try:
+            if self._worker:
+                message: WorkerClose = {"type": "caption.close", "stream_id": self.stream_id}
+                await self.layer.send(self._worker, message)
+                await asyncio.wait_for(self._closed, timeout)
+        except TimeoutError:
+            log.warning("caption worker did not finish stream %s within %ss", self.stream_id, timeout)
+        finally:
+            self._stop_reading()
 
     def health(self) -> EngineHealth:
         health = dict(self._health)

@@ -73,7 +73,7 @@ class WorkerClose(TypedDict):
 
 
 class WorkerEvent(TypedDict):
-    """From a worker to the host's consumer: `kind` is opened, delta, final, health, refused or failed."""
+    """From a worker to the host's stream: `kind` is opened, delta, final, health, refused, failed or closed."""
 
     type: Literal["engine.event"]
     stream_id: str

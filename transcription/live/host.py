@@ -1,5 +1,6 @@
 """The owner's socket: audio in (binary PCM16 frames), start/pause/resume/stop, captions out to the group."""
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -10,13 +11,14 @@ from meetings.models import Meeting
 
 from . import conf, session
 from .consumers import LiveSocket, db, redis_key
-from .engine_bridge import EngineStream, EngineUnavailable, RemoteStream
+from .engine_bridge import CLOSE_TIMEOUT_S, EngineStream, EngineUnavailable, RemoteStream
 from .events import CLOSE_HOST_ELSEWHERE, MAX_FRAME_BYTES, CaptionEvent, EngineHealth, StatusEvent, error, group_name
 from .recorder import WavAppender
 
 log = logging.getLogger(__name__)
 LOCK_TTL_S = 10
 TAKEOVER_WAIT_S = 3
+DISCONNECT_FLUSH_S = 5
 NO_ENGINE: EngineHealth = {"ready": False, "last_step_age_ms": None, "lag_ms": 0, "stalled": False}
 
 
@@ -27,7 +29,7 @@ def valid_delay(value) -> bool:
 class HostConsumer(LiveSocket):
     needed = OWNER
     started = paused = False
-    stream = recorder = ticker = publisher = disk = None
+    stream = recorder = ticker = publisher = disk = starting = stopping = None
 
     async def joined(self):
         self.engine_message = ""
@@ -65,13 +67,16 @@ class HostConsumer(LiveSocket):
         if not await self.recheck():
             return
         if kind == "start":
-            return await self.start(message.get("delay_ms"))
+            if self.starting is None:
+                self.starting = asyncio.create_task(self.begin(message.get("delay_ms")))
+            return
         if kind in ("pause", "resume") and self.started:
             self.paused = kind == "pause"
             await db(session.host_set_status)(meeting_id=self.meeting_id, status=Meeting.Status.PAUSED if self.paused else Meeting.Status.LIVE)
             return await self.publish_status()
-        if kind == "stop" and self.started:
-            return await self.stop()
+        if kind == "stop" and self.starting and not self.stopping:
+            self.stopping = asyncio.create_task(self.stop())
+            return
         await super().receive_message(kind, message)
 
     async def receive_audio(self, pcm: bytes):
@@ -87,9 +92,18 @@ class HostConsumer(LiveSocket):
             await self.stream.feed(pcm)
 
     # Starting and stopping.
+    async def begin(self, delay_ms):
+        """Start in a task of its own: loading the engine can take a while, and pings must still be answered."""
+        try:
+            await self.start(delay_ms)
+        except Exception:
+            log.exception("live session for meeting %s could not start", self.meeting_id)
+            await self.send_json(error("start_failed", "Live captions could not start. Please try again."))
+        finally:
+            if not self.started:
+                self.starting = None  # a refused or failed start may be tried again
+
     async def start(self, delay_ms):
-        if self.started:
-            return
         if delay_ms is not None and not valid_delay(delay_ms):
             return await self.send_json(error("bad_delay", "The caption delay must be 80 to 2400 ms in steps of 80 ms."))
         info = await db(session.host_start)(meeting_id=self.meeting_id, user=self.user, delay_ms=delay_ms, scope=self.scope)
@@ -105,20 +119,16 @@ class HostConsumer(LiveSocket):
 
     async def open_engine(self, delay_ms: int):
         if conf.engine_mode() == "worker":
-            stream = RemoteStream(delay_ms=delay_ms, on_event=self.on_engine_event, layer=self.channel_layer, reply_channel=self.channel_name)
+            stream = RemoteStream(delay_ms=delay_ms, on_event=self.on_engine_event, layer=self.channel_layer)
         else:
             stream = EngineStream(delay_ms=delay_ms, on_event=self.on_engine_event)
-        self.stream = stream  # set before open(): a worker's answer is routed through it
         try:
             await stream.open()
         except EngineUnavailable as exc:
-            self.stream, self.engine_message = None, str(exc)
+            self.engine_message = str(exc)
             await self.send_json(error(exc.code, str(exc)))
-
-    async def engine_event(self, message):
-        """A caption worker's reply (only in worker mode)."""
-        if isinstance(self.stream, RemoteStream):
-            self.stream.handle(message)
+        else:
+            self.stream = stream
 
     def on_engine_event(self, kind: str, data: dict) -> None:
         self.events.put_nowait((kind, data))
@@ -157,13 +167,18 @@ class HostConsumer(LiveSocket):
         await asyncio.wait_for(done.wait(), 30)
 
     async def stop(self):
+        """End the meeting. A task of its own: the engine's last words may take a while, and the page's
+        pings must be answered meanwhile, or it would take the socket for dead."""
+        await self.starting
+        if not self.started:
+            return
         await self.send_json({"type": "stopping"})
         await self.finish(ended=True)
         await self.send_json({"type": "ended"})
         self.closed = True
         await self.close(code=1000)
 
-    async def finish(self, *, ended: bool):
+    async def finish(self, *, ended: bool, flush_s: float = CLOSE_TIMEOUT_S):
         """Flush the engine, close the recording, tell followers. Runs once, on stop or on disconnect."""
         if not self.started:
             return
@@ -171,8 +186,10 @@ class HostConsumer(LiveSocket):
         if self.ticker:
             self.ticker.cancel()
         if self.stream is not None:
+            began = time.monotonic()
             try:
-                await self.stream.close()
+                await self.stream.close(timeout=flush_s)
+                log.info("live captions of meeting %s flushed in %.1f s", self.meeting_id, time.monotonic() - began)
             except Exception:
                 log.exception("engine stream for meeting %s did not close cleanly", self.meeting_id)
         if self.publisher:
@@ -215,7 +232,14 @@ class HostConsumer(LiveSocket):
 
     async def disconnect(self, code):
         try:
-            await self.finish(ended=False)
+            if self.stopping:  # the host asked to end the meeting: it ends, whatever happens to the socket
+                await asyncio.shield(self.stopping)
+            elif self.starting and not self.starting.done():
+                self.starting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.starting
+            # The server gives a closing socket a few seconds: the last words are kept only if quick.
+            await self.finish(ended=False, flush_s=DISCONNECT_FLUSH_S)
             await self.release_host_lock()
         finally:
             if self.disk:

@@ -33,7 +33,7 @@ class CaptionWorker:
         self.outbox: asyncio.Queue = asyncio.Queue()  # one sender keeps each stream's events in order
 
     async def serve(self, *, ready: asyncio.Event | None = None) -> None:
-        self.channel = await self.layer.new_channel("caption-worker.")
+        self.channel = await self.layer.new_channel()
         log.info("caption worker listening on %s and %s", conf.worker_channel(), self.channel)
         if ready:
             ready.set()
@@ -67,7 +67,15 @@ class CaptionWorker:
             await served.stream.feed(message["pcm"])
         elif kind == "caption.close":
             del self.streams[stream_id]
+            # Finishing a stream waits for the engine; the other streams' audio on this channel must not.
+            asyncio.create_task(self.finish(stream_id, served))
+
+    async def finish(self, stream_id: str, served: Served) -> None:
+        try:
             await served.stream.close()
+        except Exception:
+            log.exception("caption stream %s did not close cleanly", stream_id)
+        self.reply(served.reply_channel, stream_id, "closed")
 
     async def open(self, request: dict) -> None:
         stream_id, reply = request["stream_id"], request["reply_channel"]

@@ -94,6 +94,7 @@ const socket = new LiveSocket(root.dataset.socketPath, {
       view.hostStatus(m);
       showEngine(m.engine);
     } else if (m.type === "error") fail(m.message);
+    else if (m.type === "stopping") say("Finishing the last captions…");
     else if (m.type === "ended") finished();
   },
   close(event, final) {
