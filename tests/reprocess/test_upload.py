@@ -49,7 +49,9 @@ def test_uploading_the_same_file_again_reuses_the_stored_recording(client, owner
     post_file(client, meeting, wav_bytes)
     assert Recording.objects.filter(meeting=meeting).count() == 1
     jobs = list(ReprocessJob.objects.filter(meeting=meeting).order_by("id"))
-    assert len(jobs) == 2 and jobs[0].cancel_requested  # the older unfinished job is superseded
+    assert len(jobs) == 2 and jobs[0].stage == ReprocessJob.Stage.CANCELLED  # the older unfinished job is superseded
+    meeting.refresh_from_db()
+    assert meeting.status == "processing"  # the newer job is still to run
 
 
 @pytest.mark.parametrize("who", ["member", "outsider"])

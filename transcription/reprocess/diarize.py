@@ -36,8 +36,19 @@ def pipeline_version(model_dir: str) -> str:
     return f"{folder.name} {digest.hexdigest()[:12]} (pyannote.audio {pyannote.audio.__version__})"
 
 
+_loaded: dict[tuple, object] = {}  # one pipeline per worker process, like the speech engine
+
+
 def load_pipeline(model_dir: str, device: str | None = None):
-    """`Pipeline.from_pretrained(<local folder>)`; the folder layout is described in DIARIZATION.md."""
+    """`Pipeline.from_pretrained(<local folder>)`, kept for the next job; layout in DIARIZATION.md."""
+    key = (model_dir, device, pipeline_version(model_dir))
+    if key not in _loaded:
+        _loaded.clear()
+        _loaded[key] = _load(model_dir, device)
+    return _loaded[key]
+
+
+def _load(model_dir: str, device: str | None):
     import torch
     from pyannote.audio import Pipeline
 

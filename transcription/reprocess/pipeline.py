@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from meetings.audit import audit
@@ -52,7 +52,9 @@ def reprocess_queue(*, meeting: Meeting, recording: Recording, by=None, request=
 
     with transaction.atomic():
         Meeting.objects.select_for_update().filter(pk=meeting.pk).first()
-        ReprocessJob.objects.filter(meeting=meeting).exclude(stage__in=ReprocessJob.FINISHED).update(cancel_requested=True)
+        earlier = ReprocessJob.objects.filter(meeting=meeting).exclude(stage__in=ReprocessJob.FINISHED)
+        earlier.filter(stage=Stage.QUEUED).update(cancel_requested=True, stage=Stage.CANCELLED, finished_at=timezone.now())
+        earlier.update(cancel_requested=True)  # running ones stop at their next progress report
         job = ReprocessJob.objects.create(meeting=meeting, recording=recording, created_by=by, delay_ms=settings.ASR_REPROCESS_DELAY_MS)
         Meeting.objects.filter(pk=meeting.pk).update(status=Meeting.Status.PROCESSING)
         transaction.on_commit(lambda: reprocess_chain(job.pk).apply_async())
@@ -86,6 +88,9 @@ def reprocess_cancel(*, job: ReprocessJob, by, request=None) -> ReprocessJob:
 
 
 def _meeting_settled(meeting_id: int, status: str = Meeting.Status.READY) -> None:
+    """Leave `processing` unless a newer job of the meeting is still under way."""
+    if ReprocessJob.objects.filter(meeting_id=meeting_id, cancel_requested=False).exclude(stage__in=ReprocessJob.FINISHED).exists():
+        return
     Meeting.objects.filter(pk=meeting_id, status=Meeting.Status.PROCESSING).update(status=status)
 
 
@@ -110,6 +115,8 @@ def run_stage(job_id: int, stage: str, body: Callable[[ReprocessJob, Callable[[f
         body(job, _reporter(job, stage))
     except JobCancelled:
         return _finish(job, Stage.CANCELLED)
+    except OperationalError:
+        raise  # the database went away: the task's autoretry runs the stage again
     except (JobFailed, decode.RecordingUnreadable) as exc:
         return _finish(job, Stage.FAILED, error=str(exc))
     except Exception as exc:
