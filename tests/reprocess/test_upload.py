@@ -151,3 +151,18 @@ def test_the_meeting_page_shows_the_upload_form_to_editors_only(client, owner, m
     assert b'id="upload-form"' in client.get(reverse("meetings:detail", args=[meeting.pk])).content
     client.force_login(member)
     assert b'id="upload-form"' not in client.get(reverse("meetings:detail", args=[meeting.pk])).content
+
+
+def test_editors_can_run_a_failed_job_again_and_viewers_cannot(client, owner, member, meeting, wav_bytes):
+    client.force_login(owner)
+    post_file(client, meeting, wav_bytes)
+    ReprocessJob.objects.update(stage=ReprocessJob.Stage.FAILED, error="The speech model could not be loaded.")
+    page = client.get(reverse("meetings:detail", args=[meeting.pk])).content.decode()
+    assert "The speech model could not be loaded." in page and 'id="job-retry"' in page
+    url = reverse("reprocess:retry", args=[meeting.pk])
+    client.force_login(member)
+    assert client.post(url).status_code == 404
+    client.force_login(owner)
+    response = client.post(url, HTTP_ACCEPT="application/json")
+    assert response.status_code == 202 and response.json()["job"]["stage"] == "queued"
+    assert ReprocessJob.objects.filter(meeting=meeting).count() == 2

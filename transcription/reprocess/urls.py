@@ -8,4 +8,5 @@ urlpatterns = [
     path("meetings/<int:meeting_id>/recordings/upload", views.recording_upload, name="upload"),
     path("meetings/<int:meeting_id>/reprocessing", views.reprocess_status, name="status"),
     path("meetings/<int:meeting_id>/reprocessing/<int:job_id>/cancel", views.reprocess_cancel_view, name="cancel"),
+    path("meetings/<int:meeting_id>/reprocessing/retry", views.reprocess_retry, name="retry"),
 ]

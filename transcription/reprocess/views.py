@@ -13,7 +13,7 @@ from meetings.models import AuditEvent, ReprocessJob
 from meetings.views import _int_or_none, _wants_json, meeting_access
 
 from . import diarize
-from .pipeline import reprocess_cancel
+from .pipeline import reprocess_cancel, reprocess_queue
 from .services import recording_upload as upload_service
 from .upload import RecordingUploadHandler, upload_limit_bytes
 
@@ -26,7 +26,7 @@ def _reply(request, meeting, status: int, *, error: str = "", **data):
     if error:
         messages.error(request, error)
     else:
-        messages.success(request, "The recording was uploaded and is being transcribed.")
+        messages.success(request, "The recording is being transcribed.")
     return redirect("meetings:detail", meeting.pk)
 
 
@@ -96,3 +96,14 @@ def reprocess_cancel_view(request, meeting, role, job_id):
         return JsonResponse({"job": job_state(job)})
     messages.success(request, "Reprocessing will stop shortly; the current transcript is kept.")
     return redirect("meetings:detail", meeting.pk)
+
+
+@require_POST
+@meeting_access(EDIT)
+def reprocess_retry(request, meeting, role):
+    """Run the meeting's latest recording through reprocessing again (after a failure or a cancel)."""
+    recording = meeting.recordings.order_by("-source", "-created_at").first()
+    if recording is None:
+        return _reply(request, meeting, 400, error="This meeting has no recording to transcribe.")
+    job = reprocess_queue(meeting=meeting, recording=recording, by=request.user, request=request)
+    return _reply(request, meeting, 202, job=job_state(job))
