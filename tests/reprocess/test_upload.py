@@ -166,3 +166,39 @@ def test_editors_can_run_a_failed_job_again_and_viewers_cannot(client, owner, me
     response = client.post(url, HTTP_ACCEPT="application/json")
     assert response.status_code == 202 and response.json()["job"]["stage"] == "queued"
     assert ReprocessJob.objects.filter(meeting=meeting).count() == 2
+
+
+def test_a_broken_upload_resumes_where_it_stopped(client, owner, meeting, wav_bytes):
+    client.force_login(owner)
+    start = client.post(reverse("reprocess:upload_start", args=[meeting.pk]), {"name": "ward.wav", "size": len(wav_bytes), "type": "audio/wav"})
+    assert start.status_code == 201
+    url = reverse("reprocess:upload_piece", args=[meeting.pk, start.json()["token"]])
+    half = len(wav_bytes) // 2
+    piece = lambda a, b: client.post(url, wav_bytes[a:b], content_type="application/octet-stream", HTTP_X_UPLOAD_OFFSET=str(a))
+    assert piece(0, half).json()["received"] == half
+    # The connection broke; the page asks how far the server got and sends the rest from there.
+    assert client.get(url).json()["received"] == half
+    stale = piece(0, half)  # a piece sent twice is refused with the position to go on from
+    assert stale.status_code == 409 and stale.json()["received"] == half
+    assert piece(half, len(wav_bytes)).json()["received"] == len(wav_bytes)
+    done = client.post(reverse("reprocess:upload_finish", args=[meeting.pk, start.json()["token"]]), HTTP_ACCEPT="application/json")
+    assert done.status_code == 202
+    recording = Recording.objects.get(meeting=meeting)
+    assert recording.sha256 == hashlib.sha256(wav_bytes).hexdigest() and open(recording.file.path, "rb").read() == wav_bytes
+
+
+def test_a_resumable_upload_belongs_to_its_user_and_meeting(client, owner, member, meeting, wav_bytes):
+    Sharing.objects.filter(meeting=meeting, user=member).update(role=Sharing.Role.EDIT)
+    client.force_login(owner)
+    token = client.post(reverse("reprocess:upload_start", args=[meeting.pk]), {"name": "a.wav", "size": 10}).json()["token"]
+    client.force_login(member)  # may edit the meeting, but the upload is not theirs
+    url = reverse("reprocess:upload_piece", args=[meeting.pk, token])
+    assert client.get(url).status_code == 404
+    assert client.post(url, b"0123456789", content_type="application/octet-stream", HTTP_X_UPLOAD_OFFSET="0").status_code == 404
+    assert client.get(reverse("reprocess:upload_piece", args=[meeting.pk, "..%2F..%2Fetc"])).status_code == 404
+
+
+def test_resumable_pieces_need_the_csrf_token(owner, meeting):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(owner)
+    assert client.post(reverse("reprocess:upload_start", args=[meeting.pk]), {"name": "a.wav", "size": 10}).status_code == 403

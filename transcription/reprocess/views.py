@@ -5,14 +5,14 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from meetings.access import EDIT, VIEW, MeetingAccessDenied, get_meeting_for_user
 from meetings.audit import audit
 from meetings.models import AuditEvent, ReprocessJob
 from meetings.views import _int_or_none, _wants_json, meeting_access
 
-from . import diarize
+from . import diarize, resumable
 from .pipeline import reprocess_cancel, reprocess_queue
 from .services import recording_upload as upload_service
 from .upload import RecordingUploadHandler, upload_limit_bytes
@@ -107,3 +107,55 @@ def reprocess_retry(request, meeting, role):
         return _reply(request, meeting, 400, error="This meeting has no recording to transcribe.")
     job = reprocess_queue(meeting=meeting, recording=recording, by=request.user, request=request)
     return _reply(request, meeting, 202, job=job_state(job))
+
+
+# Resumable uploads (used by the meeting page's script): start, send pieces, ask how far, finish.
+
+def _refused(exc: resumable.UploadRefused) -> JsonResponse:
+    return JsonResponse({"error": str(exc), "received": exc.received}, status=exc.status)
+
+
+@require_POST
+@meeting_access(EDIT)
+def upload_start(request, meeting, role):
+    try:
+        size = int(request.POST.get("size", ""))
+    except ValueError:
+        return JsonResponse({"error": "The file size is missing."}, status=400)
+    try:
+        token = resumable.start(meeting_id=meeting.pk, user_id=request.user.pk, name=request.POST.get("name", "recording"),
+                                size=size, content_type=request.POST.get("type", ""))
+    except resumable.UploadRefused as exc:
+        return JsonResponse({"error": _too_large() if exc.status == 413 else str(exc)}, status=exc.status)
+    return JsonResponse({"token": token, "received": 0}, status=201)
+
+
+@require_http_methods(["GET", "POST"])
+@meeting_access(EDIT)
+def upload_piece(request, meeting, role, token):
+    """GET: bytes received so far. POST: raw bytes for X-Upload-Offset onwards."""
+    ids = {"meeting_id": meeting.pk, "user_id": request.user.pk}
+    try:
+        if request.method == "GET":
+            return JsonResponse({"received": resumable.info(token, **ids)["received"]})
+        offset = int(request.headers.get("X-Upload-Offset", "-1"))
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        received = resumable.append(token, request, offset=offset, length=length, **ids)
+    except resumable.UploadRefused as exc:
+        return _refused(exc)
+    except ValueError:
+        return JsonResponse({"error": "The piece's position is missing."}, status=400)
+    return JsonResponse({"received": received})
+
+
+@require_POST
+@meeting_access(EDIT)
+def upload_finish(request, meeting, role, token):
+    try:
+        upload = resumable.finish(token, meeting_id=meeting.pk, user_id=request.user.pk)
+        job = upload_service(meeting=meeting, by=request.user, upload=upload, request=request)
+    except resumable.UploadRefused as exc:
+        return _refused(exc)
+    except ValidationError as exc:
+        return JsonResponse({"error": " ".join(exc.messages)}, status=400)
+    return JsonResponse({"job": job_state(job)}, status=202)

@@ -1,55 +1,109 @@
-// Meeting page: upload a recording with a progress bar (XHR upload events), then follow the
-// reprocessing job's stage and percentage until it finishes, and reload to show the new transcript.
+// Meeting page: upload a recording in pieces with a progress bar (XHR upload events), resuming after
+// a broken connection or a reload, then follow the reprocessing job's stage and percentage until it
+// finishes, and reload to show the new transcript.
 const section = document.getElementById("reprocess");
 const form = document.getElementById("upload-form");
+const PIECE_BYTES = 8 * 1024 * 1024; // small enough to resend cheaply, large enough to keep the line busy
+const TOKEN = "00000000000000000000000000000000";
 
-function csrfToken() {
-  return form?.querySelector("input[name=csrfmiddlewaretoken]")?.value || "";
+const headers = (extra = {}) => ({
+  "X-CSRFToken": form.querySelector("input[name=csrfmiddlewaretoken]").value,
+  Accept: "application/json",
+  ...extra,
+});
+const pieceUrl = (token) => form.dataset.pieceUrl.replace(TOKEN, token);
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function sendPiece(token, file, offset, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", pieceUrl(token));
+    for (const [name, value] of Object.entries(headers({ "X-Upload-Offset": String(offset), "Content-Type": "application/octet-stream" }))) {
+      xhr.setRequestHeader(name, value);
+    }
+    xhr.upload.addEventListener("progress", (e) => onProgress(offset + e.loaded));
+    xhr.addEventListener("load", () => {
+      let body = {};
+      try { body = JSON.parse(xhr.responseText); } catch { /* a proxy's error page */ }
+      if (xhr.status === 200 || (xhr.status === 409 && body.received != null)) resolve(body.received);
+      else reject(new Error(body.error || `HTTP ${xhr.status}`));
+    });
+    xhr.addEventListener("error", () => reject(new Error("connection lost")));
+    xhr.send(file.slice(offset, Math.min(file.size, offset + PIECE_BYTES)));
+  });
 }
 
-function upload(event) {
+async function received(token) {
+  const response = await fetch(pieceUrl(token), { headers: headers() });
+  return response.ok ? (await response.json()).received : null;
+}
+
+async function startOrResume(file, key) {
+  const saved = localStorage.getItem(key);
+  if (saved) {
+    const have = await received(saved).catch(() => null);
+    if (have != null) return [saved, have];
+  }
+  const data = new FormData();
+  data.append("name", file.name);
+  data.append("size", String(file.size));
+  data.append("type", file.type);
+  const response = await fetch(form.dataset.startUrl, { method: "POST", headers: headers(), body: data });
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.error);
+  localStorage.setItem(key, body.token);
+  return [body.token, 0];
+}
+
+async function upload(file, show) {
+  const key = `scribe-upload:${form.dataset.startUrl}:${file.name}:${file.size}:${file.lastModified}`;
+  let [token, offset] = await startOrResume(file, key);
+  let failures = 0;
+  while (offset < file.size) {
+    try {
+      offset = await sendPiece(token, file, offset, show);
+      failures = 0;
+    } catch (error) {
+      if (++failures > 6) throw new Error(`${error.message}. Choose Upload again later to continue where it stopped.`);
+      await sleep(1000 * 2 ** failures);
+      offset = (await received(token).catch(() => null)) ?? offset;
+    }
+  }
+  const response = await fetch(`${pieceUrl(token)}/finish`, { method: "POST", headers: headers() });
+  const body = await response.json();
+  localStorage.removeItem(key); // finished or refused: either way the pieces are gone on the server
+  if (response.status !== 202) throw new Error(body.error || `HTTP ${response.status}`);
+  return body.job;
+}
+
+async function onSubmit(event) {
   event.preventDefault();
   const file = form.querySelector("input[type=file]").files[0];
   const bar = document.getElementById("upload-progress");
   const message = document.getElementById("upload-message");
+  const button = form.querySelector("button");
   if (!file) return;
   if (file.size > Number(form.dataset.maxBytes)) {
     message.textContent = "This file is larger than the site accepts. Split the recording or ask an administrator to raise the limit.";
     return;
   }
-  const xhr = new XMLHttpRequest();
-  xhr.open("POST", form.action);
-  xhr.setRequestHeader("X-CSRFToken", csrfToken());
-  xhr.setRequestHeader("Accept", "application/json");
-  xhr.upload.addEventListener("progress", (e) => {
-    if (!e.lengthComputable) return;
-    bar.value = Math.floor((100 * e.loaded) / e.total);
-    bar.setAttribute("aria-valuetext", `${bar.value} percent uploaded`);
-  });
-  xhr.addEventListener("load", () => {
-    let body = {};
-    try { body = JSON.parse(xhr.responseText); } catch { /* not JSON: a proxy's error page */ }
-    if (xhr.status === 202) {
-      message.textContent = "Uploaded. Transcription has started.";
-      section.dataset.jobFinished = "";
-      poll();
-    } else {
-      message.textContent = body.error || `The upload failed (HTTP ${xhr.status}). Try again.`;
-    }
-    form.querySelector("button").disabled = false;
-  });
-  xhr.addEventListener("error", () => {
-    // Uploading the same file again is safe: the server recognises it by its checksum.
-    message.textContent = "The connection broke during the upload. Choose Upload again to restart it.";
-    form.querySelector("button").disabled = false;
-  });
   bar.hidden = false;
-  bar.value = 0;
   message.textContent = "Uploading…";
-  form.querySelector("button").disabled = true;
-  const data = new FormData();
-  data.append("file", file);
-  xhr.send(data);
+  button.disabled = true;
+  const show = (bytes) => {
+    bar.value = Math.floor((100 * bytes) / file.size);
+    bar.setAttribute("aria-valuetext", `${bar.value} percent uploaded`);
+  };
+  try {
+    await upload(file, show);
+    message.textContent = "Uploaded. Transcription has started.";
+    section.dataset.jobFinished = "";
+    poll();
+  } catch (error) {
+    message.textContent = `The upload did not finish: ${error.message}`;
+  } finally {
+    button.disabled = false;
+  }
 }
 
 function show(job) {
@@ -68,7 +122,7 @@ async function poll() {
   const response = await fetch(section.dataset.statusUrl, { headers: { Accept: "application/json" } });
   if (!response.ok) return;
   const { job } = await response.json();
-  if (!show(job) && job) return window.location.reload(); // a job started elsewhere: render its panel
+  if (job && (!show(job) || Number(section.dataset.jobId) !== job.id)) return window.location.reload(); // a new job: render its panel
   if (job && job.finished) {
     if (section.dataset.jobFinished !== "1" && job.stage === "done") window.location.reload();
     return;
@@ -76,5 +130,5 @@ async function poll() {
   setTimeout(poll, 2000);
 }
 
-form?.addEventListener("submit", upload);
+form?.addEventListener("submit", onSubmit);
 if (section && section.dataset.jobFinished !== "1") poll();
