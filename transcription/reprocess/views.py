@@ -106,6 +106,7 @@ def reprocess_retry(request, meeting, role):
     if recording is None:
         return _reply(request, meeting, 400, error="This meeting has no recording to transcribe.")
     job = reprocess_queue(meeting=meeting, recording=recording, by=request.user, request=request)
+    audit(request, AuditEvent.Action.MEETING_UPDATE, obj=meeting, detail={"reprocess": job.pk, "recording": recording.pk})
     return _reply(request, meeting, 202, job=job_state(job))
 
 
