@@ -1,6 +1,4 @@
 """Splitting transcript segments at speaker turns, on hand-made words and on a two-voice meeting."""
-import numpy as np
-import pytest
 
 from transcription.reprocess.align import TimedWord, Turn, align, read_rttm, write_rttm
 

@@ -3,7 +3,6 @@
 The first worker is killed (SIGKILL) while it transcribes; the broker hands the unacknowledged task
 to a second worker, and the stored transcript must have no duplicate segments and no gaps.
 """
-import shutil
 import time
 from pathlib import Path
 

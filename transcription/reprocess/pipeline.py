@@ -29,7 +29,6 @@ Stage = ReprocessJob.Stage
 _SPAN = {Stage.DECODING: (0, 10), Stage.TRANSCRIBING: (10, 70), Stage.DIARIZING: (70, 95), Stage.STORING: (95, 100)}
 _TIMING_KEY = {Stage.DECODING: "decode", Stage.TRANSCRIBING: "transcribe", Stage.DIARIZING: "diarize", Stage.STORING: "store"}
 PCM_FILE, WORDS_FILE, TURNS_FILE = "audio.pcm", "words.json", "speakers.rttm"
-NOT_INSTALLED = "not installed"
 
 
 class JobCancelled(Exception):

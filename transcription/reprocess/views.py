@@ -17,7 +17,7 @@ from .pipeline import reprocess_cancel, reprocess_queue
 from .services import recording_upload as upload_service
 from .upload import RecordingUploadHandler, upload_limit_bytes
 
-NOT_INSTALLED = "Speaker separation is not installed: the transcript was stored without speakers. An administrator can install it (see DIARIZATION.md)."
+NOT_INSTALLED = "Speaker separation is not installed: the transcript was stored without speakers. An administrator can install it."
 
 
 def _reply(request, meeting, status: int, *, error: str = "", **data):
