@@ -142,7 +142,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 GPU_QUEUE = "gpu"
 CPU_QUEUE = "cpu"
 CELERY_TASK_DEFAULT_QUEUE = CPU_QUEUE
-CELERY_TASK_ROUTES = {"transcription.tasks.reprocess_meeting": {"queue": GPU_QUEUE}}
+# Model work goes to GPU hosts, file work to any host; every host shares PostgreSQL and the media store.
+CELERY_TASK_ROUTES = {
+    "transcription.tasks.reprocess_decode": {"queue": CPU_QUEUE},
+    "transcription.tasks.reprocess_transcribe": {"queue": GPU_QUEUE},
+    "transcription.tasks.reprocess_diarize": {"queue": GPU_QUEUE},
+    "transcription.tasks.reprocess_store": {"queue": CPU_QUEUE},
+}
 CELERY_TASK_ALWAYS_EAGER = envbool("SCRIBE_CELERY_EAGER", False)
 # With acks_late, a task whose worker dies mid-way (a GPU host powered off) goes back to the queue once it
 # has been unacknowledged this long; it must exceed the longest task, or a slow task would run twice.
@@ -194,8 +200,6 @@ STORAGES = {
 # Serve straight from the app folders too, so a checkout works before collectstatic has run.
 WHITENOISE_USE_FINDERS = True
 
-# The largest recording a user may upload; nginx's client_max_body_size is rendered from the same value.
-UPLOAD_MAX_MB = envint("SCRIBE_UPLOAD_MAX_MB", 2048, minimum=1)
 # Behind nginx: after its permission check and audit, Django answers a recording download with an
 # X-Accel-Redirect to this internal location (which maps to MEDIA_ROOT), and nginx sends the bytes.
 # Empty: Django streams the file itself (development, tests).
@@ -227,6 +231,15 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")  # beat's last-run times, beside the data
+
+# Speaker separation reads this much audio at a time, so memory stays bounded on multi-hour recordings;
+# speakers are matched across chunks by their voice embeddings.
+DIARIZATION_CHUNK_S = envint("SCRIBE_DIARIZATION_CHUNK_S", 1800, minimum=30)
+DIARIZATION_DEVICE = envstr("SCRIBE_DIARIZATION_DEVICE", "")  # empty: the first GPU if any
+
+# Uploaded recordings stream to a file beside the media store (never into memory) and are refused past this
+# size; nginx's client_max_body_size is rendered from the same value.
+RECORDING_UPLOAD_MAX_MB = envint("SCRIBE_RECORDING_UPLOAD_MAX_MB", 8192, minimum=1)
 
 LOGGING = {
     "version": 1,

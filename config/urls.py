@@ -7,6 +7,7 @@ from .health import healthz
 urlpatterns = [
     path("", include("meetings.urls")),
     path("", include("transcription.urls")),
+    path("", include("transcription.reprocess.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("console/", include("administration.urls")),

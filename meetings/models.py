@@ -130,6 +130,58 @@ class Segment(models.Model):
         return f"{self.start_ms}-{self.end_ms}: {self.text[:40]}"
 
 
+class ReprocessJob(models.Model):
+    """One run of a recording through decode, transcription, speaker separation and storing.
+
+    Stages run as separate Celery tasks, possibly on different hosts; each reads and writes files under
+    `work_dir` in the shared media store, so a redelivered task finds its predecessors' output there.
+    """
+
+    class Stage(models.TextChoices):
+        QUEUED = "queued", "Waiting to start"
+        DECODING = "decoding", "Reading the recording"
+        TRANSCRIBING = "transcribing", "Transcribing"
+        DIARIZING = "diarizing", "Separating speakers"
+        STORING = "storing", "Saving the transcript"
+        DONE = "done", "Finished"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    FINISHED = (Stage.DONE, Stage.FAILED, Stage.CANCELLED)
+
+    meeting = models.ForeignKey(Meeting, on_delete=models.CASCADE, related_name="reprocess_jobs")
+    recording = models.ForeignKey(Recording, on_delete=models.CASCADE, related_name="reprocess_jobs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.QUEUED)
+    percent = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    delay_ms = models.PositiveIntegerField(default=960)
+    asr_version = models.CharField(max_length=200, blank=True)
+    diarization_version = models.CharField(max_length=200, blank=True, help_text="Empty: speaker separation was not installed.")
+    # Seconds spent per stage, e.g. {"decode": 1.2}; for operators sizing GPU hosts.
+    timings = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["meeting", "-created_at"])]
+
+    def __str__(self):
+        return f"Reprocessing of {self.meeting} ({self.stage})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.stage in self.FINISHED
+
+    @property
+    def work_dir(self) -> str:
+        """Folder under MEDIA_ROOT for this job's intermediate files."""
+        return f"reprocess/{self.meeting_id}/{self.pk}"
+
+
 class Sharing(models.Model):
     class Role(models.TextChoices):
         VIEW = "view", "Can view"
@@ -185,6 +237,9 @@ class AuditEvent(models.Model):
         SETTINGS_CHANGE = "settings_change", "Changed site settings"
         RETENTION_DELETE = "retention_delete", "Deleted old audio or transcripts"
         AUDIT_EXPORT = "audit_export", "Exported the audit log"
+        RECORDING_UPLOAD = "recording_upload", "Uploaded a recording"
+        REPROCESS_CANCEL = "reprocess_cancel", "Cancelled reprocessing"
+        SPEAKER_MERGE = "speaker_merge", "Merged speakers"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")

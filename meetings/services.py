@@ -109,6 +109,20 @@ def speaker_rename(*, speaker: Speaker, by: User, display_name: str, request=Non
     return speaker
 
 
+def speaker_merge(*, meeting: Meeting, into: Speaker, others: list[Speaker], by: User, request=None) -> Speaker:
+    """Fold `others` into `into`: their segments move over and they are deleted (over-counted speakers)."""
+    others = [sp for sp in others if sp.pk != into.pk]
+    if any(sp.meeting_id != meeting.pk for sp in [into, *others]):
+        raise ValidationError("Speakers can only be merged within one meeting.")
+    if not others:
+        raise ValidationError("Choose at least one other speaker to merge.")
+    with transaction.atomic():
+        moved = Segment.objects.filter(meeting=meeting, speaker__in=others).update(speaker=into)
+        Speaker.objects.filter(pk__in=[sp.pk for sp in others]).delete()
+        audit(request, AuditEvent.Action.SPEAKER_MERGE, user=by, obj=into, detail={"into": into.label, "merged": [sp.label for sp in others], "segments": moved})
+    return into
+
+
 def meeting_share(*, meeting: Meeting, by: User, role: str, user: User | None = None, group: Group | None = None, request=None) -> Sharing:
     if (user is None) == (group is None):
         raise ValidationError("Share with either one person or one group.")

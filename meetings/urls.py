@@ -12,6 +12,7 @@ urlpatterns = [
     path("meetings/<int:meeting_id>/delete", views.meeting_delete, name="delete"),
     path("meetings/<int:meeting_id>/segments/<int:segment_id>", views.segment_edit, name="segment_edit"),
     path("meetings/<int:meeting_id>/speakers/<int:speaker_id>", views.speaker_rename, name="speaker_rename"),
+    path("meetings/<int:meeting_id>/speakers/merge", views.speaker_merge, name="speaker_merge"),
     path("meetings/<int:meeting_id>/sharing", views.meeting_share, name="share"),
     path("meetings/<int:meeting_id>/sharing/<int:sharing_id>/remove", views.meeting_unshare, name="unshare"),
     path("meetings/<int:meeting_id>/export/<str:fmt>", views.meeting_export, name="export"),

@@ -1,5 +1,7 @@
 import functools
+import os
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -83,6 +85,9 @@ def meeting_detail(request, meeting, role):
         "segments": segments,
         "speakers": meeting.speakers.annotate(segment_count=Count("segments")),
         "recording": meeting.recordings.order_by("-source", "-created_at").first(),
+        "job": meeting.reprocess_jobs.first(),
+        "diarization_installed": bool(settings.DIARIZATION_DIR) and os.path.isfile(os.path.join(settings.DIARIZATION_DIR, "config.yaml")),
+        "upload_max_mb": settings.RECORDING_UPLOAD_MAX_MB,
         "sharings": meeting.sharings.select_related("user", "group") if role == OWNER else [],
         "share_form": ShareForm(),
         "settings_form": MeetingForm(instance=meeting),
@@ -141,6 +146,19 @@ def speaker_rename(request, meeting, role, speaker_id):
     if _wants_json(request):
         return JsonResponse({"id": speaker.pk, "name": speaker.name})
     messages.success(request, f"Speaker {speaker.label} is now shown as {speaker.name}.")
+    return redirect("meetings:detail", meeting.pk)
+
+
+@require_POST
+@meeting_access(EDIT)
+def speaker_merge(request, meeting, role):
+    into = get_object_or_404(Speaker, pk=_int_or_none(request.POST.get("into")), meeting=meeting)
+    others = list(Speaker.objects.filter(meeting=meeting, pk__in=[i for i in map(_int_or_none, request.POST.getlist("speakers")) if i]))
+    try:
+        services.speaker_merge(meeting=meeting, into=into, others=others, by=request.user, request=request)
+        messages.success(request, f"Merged {len(others)} speaker(s) into {into.name}.")
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
     return redirect("meetings:detail", meeting.pk)
 
 

@@ -1,12 +1,52 @@
-"""Celery tasks of the transcription app."""
+"""Celery tasks of the transcription app: thin wrappers that run one reprocessing stage each.
+
+Routing (settings.CELERY_TASK_ROUTES): decode and store on the `cpu` queue, transcribe and diarize on
+the `gpu` queue. Stages hand over through files in the shared media store, so each may run on a
+different host. acks_late (settings) plus stages that skip finished work make redelivery after a
+killed worker safe.
+"""
 import logging
 
-from celery import shared_task
+from celery import chain, shared_task
+from django.db import OperationalError
+
+from transcription.reprocess import pipeline
+from transcription.reprocess.pipeline import Stage
 
 log = logging.getLogger(__name__)
+_RETRY = {"autoretry_for": (OperationalError,), "retry_backoff": 5, "max_retries": 5, "acks_late": True}
+
+
+@shared_task(name="transcription.tasks.reprocess_decode", **_RETRY)
+def reprocess_decode(job_id: int) -> None:
+    pipeline.run_stage(job_id, Stage.DECODING, pipeline.stage_decode)
+
+
+@shared_task(name="transcription.tasks.reprocess_transcribe", **_RETRY)
+def reprocess_transcribe(job_id: int) -> None:
+    pipeline.run_stage(job_id, Stage.TRANSCRIBING, pipeline.stage_transcribe)
+
+
+@shared_task(name="transcription.tasks.reprocess_diarize", **_RETRY)
+def reprocess_diarize(job_id: int) -> None:
+    pipeline.run_stage(job_id, Stage.DIARIZING, pipeline.stage_diarize)
+
+
+@shared_task(name="transcription.tasks.reprocess_store", **_RETRY)
+def reprocess_store(job_id: int) -> None:
+    pipeline.run_stage(job_id, Stage.STORING, pipeline.stage_store)
+
+
+def reprocess_chain(job_id: int):
+    """The four stages of one job, in order; a stage that finds the job finished does nothing."""
+    return chain(reprocess_decode.si(job_id), reprocess_transcribe.si(job_id), reprocess_diarize.si(job_id), reprocess_store.si(job_id))
 
 
 @shared_task(name="transcription.tasks.reprocess_meeting")
 def reprocess_meeting(meeting_id: int) -> None:
-    """Placeholder until offline reprocessing lands: the live session ends by queueing this."""
-    log.info("reprocessing of meeting %s requested (not implemented yet)", meeting_id)
+    """Reprocess a meeting's live recording (kept for messages queued before the stages existed)."""
+    from meetings.models import Meeting
+
+    meeting = Meeting.objects.filter(pk=meeting_id).first()
+    if meeting is not None:
+        pipeline.queue_reprocessing(meeting)

@@ -78,7 +78,7 @@ def write_env_file(root: Path, *, db_name: str, run_id: str, https_port: int, ht
         "SCRIBE_CHANNEL_PREFIX": f"scribe-deploy-{run_id}",
         "SCRIBE_CELERY_BROKER_URL": "redis://127.0.0.1:6379/3",
         "SCRIBE_MEDIA_ACCEL_REDIRECT": "/protected-media/",
-        "SCRIBE_UPLOAD_MAX_MB": "1",
+        "SCRIBE_RECORDING_UPLOAD_MAX_MB": "1",
         "SCRIBE_TLS_CERT": root / "tls/scribe.crt",
         "SCRIBE_TLS_KEY": root / "tls/scribe.key",
         "SCRIBE_DAPHNE_ADDRESS": f"127.0.0.1:{daphne_port}",

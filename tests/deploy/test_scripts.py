@@ -35,7 +35,7 @@ def test_a_restore_refuses_a_folder_that_is_not_a_backup(tmp_path):
 
 def test_the_nginx_site_renders_every_value(tmp_path):
     env = tmp_path / "scribe.env"
-    env.write_text("SCRIBE_ALLOWED_HOSTS=scribe.example.internal\nSCRIBE_UPLOAD_MAX_MB=512\nSCRIBE_MEDIA_ROOT=/srv/scribe media\n")
+    env.write_text("SCRIBE_ALLOWED_HOSTS=scribe.example.internal\nSCRIBE_RECORDING_UPLOAD_MAX_MB=512\nSCRIBE_MEDIA_ROOT=/srv/scribe media\n")
     site = run("render-nginx.sh", str(env)).stdout
     assert "{{" not in site
     assert "server_name scribe.example.internal;" in site and "client_max_body_size 512m;" in site

@@ -125,11 +125,11 @@ def recording_saved(*, recording_id: int, data_bytes: int, final: bool) -> None:
 
 def host_end(*, meeting_id: int) -> None:
     """The host pressed Stop: the meeting leaves live and its audio is queued to be transcribed again."""
-    from transcription.tasks import reprocess_meeting
+    from transcription.reprocess.pipeline import queue_reprocessing
 
     with transaction.atomic():
         Meeting.objects.filter(pk=meeting_id).update(status=Meeting.Status.PROCESSING, ended_at=timezone.now())
-        reprocess_meeting.delay_on_commit(meeting_id)
+        queue_reprocessing(Meeting.objects.get(pk=meeting_id))
 
 
 def replay_finals(*, meeting_id: int, after_seq: int) -> list[dict]:

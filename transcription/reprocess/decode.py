@@ -1,0 +1,123 @@
+"""Any recording to 16 kHz mono PCM16 on disk, streamed with PyAV so memory stays bounded.
+
+A three-hour recording is 173 M samples: 346 MB as PCM16, 691 MB as float32. Decoding frame by frame
+and writing each resampled frame straight to the output keeps only one frame (a few ms) in memory.
+"""
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import av
+import numpy as np
+
+SAMPLE_RATE = 16_000
+BYTES_PER_SAMPLE = 2
+PROBE_SECONDS = 5  # decoding this much proves the codec works without reading a multi-hour file
+
+
+class RecordingUnreadable(Exception):
+    """The file is not audio we can decode; the message is written for the person who uploaded it."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    duration_ms: int | None  # None when the container does not say
+    codec: str
+    container: str
+
+
+def _open(path: str):
+    try:
+        container = av.open(path, metadata_errors="ignore")
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
+        raise RecordingUnreadable(f"This file could not be opened as audio or video ({exc.__class__.__name__}). "
+                                  "Upload a WAV, FLAC, MP3, M4A/AAC, OGG/Opus, WebM or MP4 recording.") from None
+    if not container.streams.audio:
+        container.close()
+        raise RecordingUnreadable("This file has no sound track. Upload a recording that contains audio.")
+    return container
+
+
+def _duration_ms(container, stream) -> int | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return int(stream.duration * stream.time_base * 1000)
+    if container.duration is not None:
+        return int(container.duration * 1000 // av.time_base)
+    return None
+
+
+def probe(path: str) -> Probe:
+    """Open the file and decode its first seconds; raise RecordingUnreadable if either fails."""
+    container = _open(path)
+    try:
+        stream = container.streams.audio[0]
+        decoded = 0.0
+        try:
+            for frame in container.decode(stream):
+                decoded += frame.samples / (frame.sample_rate or SAMPLE_RATE)
+                if decoded >= PROBE_SECONDS:
+                    break
+        except (av.FFmpegError, ValueError) as exc:
+            raise RecordingUnreadable(f"The sound track could not be decoded ({exc.__class__.__name__}); the file may be damaged or cut short.") from None
+        if decoded == 0:
+            raise RecordingUnreadable("The sound track is empty: no audio could be decoded from this file.")
+        return Probe(_duration_ms(container, stream), stream.codec_context.name, container.format.name)
+    finally:
+        container.close()
+
+
+def decode_to_pcm(path: str, out_path: str, *, on_progress: Callable[[float], None] | None = None) -> int:
+    """Write the first audio stream of `path` to `out_path` as raw 16 kHz mono int16; return the sample count.
+
+    Written to a temporary name and renamed at the end, so a crash never leaves a short file that a
+    retried task would take for finished. `on_progress(fraction)` is called about once per 1 % and may
+    raise to stop (cancellation).
+    """
+    container = _open(path)
+    tmp = f"{out_path}.part"
+    samples, reported = 0, -1.0
+    try:
+        stream = container.streams.audio[0]
+        duration_ms = _duration_ms(container, stream)
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        with open(tmp, "wb") as out:
+            try:
+                for frame in container.decode(stream):
+                    samples += _write(out, resampler.resample(frame))
+                    if on_progress and duration_ms:
+                        fraction = min(1.0, samples * 1000 / SAMPLE_RATE / duration_ms)
+                        if fraction - reported >= 0.01:
+                            on_progress(fraction)
+                            reported = fraction
+                samples += _write(out, resampler.resample(None))  # flush the resampler's tail
+            except (av.FFmpegError, ValueError) as exc:
+                raise RecordingUnreadable(f"Decoding stopped {samples / SAMPLE_RATE:.0f} s into the recording ({exc.__class__.__name__}); the file may be damaged.") from None
+            out.flush()
+            os.fsync(out.fileno())
+        if samples == 0:
+            raise RecordingUnreadable("No audio could be decoded from this recording.")
+        os.replace(tmp, out_path)
+        if on_progress:
+            on_progress(1.0)
+        return samples
+    finally:
+        container.close()
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _write(out, frames) -> int:
+    n = 0
+    for frame in frames:
+        pcm = frame.to_ndarray()  # (1, samples) int16 for packed mono s16
+        assert pcm.dtype == np.int16, pcm.dtype
+        out.write(pcm.tobytes())
+        n += pcm.shape[-1]
+    return n
+
+
+def open_pcm(path: str) -> np.ndarray:
+    """The decoded file as a read-only int16 memory map: slices are read from disk on demand."""
+    if os.path.getsize(path) == 0:
+        return np.zeros(0, dtype=np.int16)
+    return np.memmap(path, dtype=np.int16, mode="r")

@@ -1,0 +1,140 @@
+"""Speaker separation with a pyannote.audio pipeline copied to local disk (never downloaded).
+
+Memory: pyannote holds the whole input as float32 plus per-chunk segmentations and embeddings, so a
+three-hour file in one call needs several GB. Long recordings go through in chunks of `chunk_s`
+seconds read from the PCM16 memory map; speakers found in different chunks are matched by the cosine
+similarity of their voice embeddings (one centroid per speaker, weighted by talk time). Inside one
+chunk pyannote's own clustering decides; a speaker split across chunks is merged only when their
+voices agree, and users can merge what is left over on the meeting page.
+"""
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .align import Turn
+
+SAMPLE_RATE = 16_000
+# Cosine similarity above which a chunk's speaker is taken for an earlier chunk's speaker. WeSpeaker
+# embeddings of one voice score ~0.6-0.9 across minutes of a meeting, different voices mostly < 0.4.
+LINK_SIMILARITY = 0.5
+
+
+def is_installed(model_dir: str) -> bool:
+    return bool(model_dir) and (Path(model_dir) / "config.yaml").is_file()
+
+
+def pipeline_version(model_dir: str) -> str:
+    """Folder name, a digest of its config and checkpoints, and the pyannote.audio release."""
+    import pyannote.audio
+
+    folder = Path(model_dir)
+    digest = hashlib.sha256((folder / "config.yaml").read_bytes())
+    for part in sorted(folder.glob("*/*")):
+        digest.update(f"{part.relative_to(folder)}:{part.stat().st_size}".encode())
+    return f"{folder.name} {digest.hexdigest()[:12]} (pyannote.audio {pyannote.audio.__version__})"
+
+
+_loaded: dict[tuple, object] = {}  # one pipeline per worker process, like the speech engine
+
+
+def load_pipeline(model_dir: str, device: str | None = None):
+    """`Pipeline.from_pretrained(<local folder>)`, kept for the next job; layout in DIARIZATION.md."""
+    key = (model_dir, device, pipeline_version(model_dir))
+    if key not in _loaded:
+        _loaded.clear()
+        _loaded[key] = _load(model_dir, device)
+    return _loaded[key]
+
+
+def _load(model_dir: str, device: str | None):
+    import torch
+    from pyannote.audio import Pipeline
+
+    pipeline = Pipeline.from_pretrained(Path(model_dir))
+    if pipeline is None:
+        raise RuntimeError(f"No pyannote pipeline could be loaded from {model_dir}.")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    pipeline.to(torch.device(device))
+    return pipeline
+
+
+def diarize_pcm(pipeline, pcm: np.ndarray, *, chunk_s: int, on_progress: Callable[[float], None] | None = None) -> list[Turn]:
+    """Speaker turns (without overlaps) for 16 kHz int16 `pcm`, `chunk_s` seconds of audio per call."""
+    import torch
+
+    chunk = max(1, chunk_s) * SAMPLE_RATE
+    starts = list(range(0, len(pcm), chunk)) or [0]
+    linker = SpeakerLinker()
+    turns: list[Turn] = []
+    for i, start in enumerate(starts):
+        piece = np.asarray(pcm[start:start + chunk], dtype=np.float32) / 32768.0  # one chunk as float, never the whole file
+        if len(piece) < SAMPLE_RATE // 10:
+            break  # a last sliver too short to hold speech
+        hook = _hook(on_progress, i, len(starts))
+        output = pipeline({"waveform": torch.from_numpy(piece)[None], "sample_rate": SAMPLE_RATE}, hook=hook)
+        turns += linker.add_chunk(output, offset_ms=start * 1000 // SAMPLE_RATE, length_ms=len(piece) * 1000 // SAMPLE_RATE)
+    if on_progress:
+        on_progress(1.0)
+    return turns
+
+
+def _hook(on_progress, index: int, count: int):
+    def hook(step_name, step_artifact, file=None, total=None, completed=None):
+        # pyannote reports segmentation then embeddings; embeddings take most of the time.
+        if on_progress and total and completed is not None:
+            within = 0.2 * completed / total if step_name == "segmentation" else 0.2 + 0.8 * completed / total
+            on_progress((index + min(within, 1.0)) / count)
+
+    return hook
+
+
+class SpeakerLinker:
+    """Gives chunk-local speakers meeting-wide labels, matching voices by embedding."""
+
+    def __init__(self, threshold: float = LINK_SIMILARITY):
+        self.threshold = threshold
+        self.centroids: list[np.ndarray] = []  # unit vectors, one per meeting speaker
+        self.weights: list[float] = []
+
+    def add_chunk(self, output, offset_ms: int, length_ms: int | None = None) -> list[Turn]:
+        """Meeting-wide turns for one chunk's pipeline output; clipped to the chunk (pyannote pads the
+        last window past the end of the audio)."""
+        annotation = getattr(output, "exclusive_speaker_diarization", output)
+        labels = getattr(output, "speaker_diarization", annotation).labels()
+        embeddings = getattr(output, "speaker_embeddings", None)
+        durations = {label: annotation.label_duration(label) for label in labels}
+        names = {}
+        for k, label in enumerate(labels):
+            vector = embeddings[k] if embeddings is not None and k < len(embeddings) else None
+            names[label] = self._assign(vector, durations.get(label, 0.0))
+        end_ms = length_ms if length_ms is not None else 1 << 62
+        turns = []
+        for segment, _, label in annotation.itertracks(yield_label=True):
+            start, end = round(segment.start * 1000), min(round(segment.end * 1000), end_ms)
+            if label in names and end > start:
+                turns.append(Turn(offset_ms + start, offset_ms + end, names[label]))
+        return turns
+
+    def _assign(self, vector, weight: float) -> str:
+        unit = None
+        if vector is not None and np.all(np.isfinite(vector)) and np.linalg.norm(vector) > 0:
+            unit = vector / np.linalg.norm(vector)
+            if self.centroids:
+                sims = np.array([float(c @ unit) if c.shape == unit.shape else -np.inf for c in self.centroids])
+                best = int(np.argmax(sims))
+                if sims[best] >= self.threshold:
+                    total = self.weights[best] + weight
+                    mixed = self.centroids[best] * self.weights[best] + unit * weight
+                    self.centroids[best] = mixed / (np.linalg.norm(mixed) or 1.0)
+                    self.weights[best] = total
+                    return _label(best)
+        # A voice without a usable embedding (too little speech) is kept apart rather than guessed.
+        self.centroids.append(unit if unit is not None else np.full(1, np.nan))
+        self.weights.append(weight)
+        return _label(len(self.centroids) - 1)
+
+
+def _label(index: int) -> str:
+    return f"SPEAKER_{index:02d}"

@@ -1,0 +1,236 @@
+"""Reprocessing jobs: the stages as functions over a job row, and queueing the chain of tasks.
+
+Every stage reads its input from and writes its output to the job's folder in the shared media store
+(written under a temporary name, then renamed), so a stage that a crashed worker left half done simply
+runs again when Celery redelivers it (acks_late), and a finished stage is never repeated. Only the last
+stage writes to the database, replacing the meeting's transcript in one transaction.
+"""
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from django.conf import settings
+from django.db import OperationalError, transaction
+from django.utils import timezone
+
+from meetings.audit import audit
+from meetings.models import AuditEvent, Meeting, Recording, ReprocessJob
+
+from . import decode
+from .align import TimedWord, Turn, align, read_rttm, write_rttm
+
+log = logging.getLogger(__name__)
+Stage = ReprocessJob.Stage
+
+# Share of the progress bar per stage: transcription dominates on every machine measured.
+_SPAN = {Stage.DECODING: (0, 10), Stage.TRANSCRIBING: (10, 70), Stage.DIARIZING: (70, 95), Stage.STORING: (95, 100)}
+_TIMING_KEY = {Stage.DECODING: "decode", Stage.TRANSCRIBING: "transcribe", Stage.DIARIZING: "diarize", Stage.STORING: "store"}
+PCM_FILE, WORDS_FILE, TURNS_FILE = "audio.pcm", "words.json", "speakers.rttm"
+
+
+class JobCancelled(Exception):
+    """Someone pressed Cancel; the running stage stops at its next progress report."""
+
+
+class JobFailed(Exception):
+    """A stage cannot go on; the message is shown to users on the meeting page."""
+
+
+# ---- queueing -------------------------------------------------------------------------------------
+
+def reprocess_queue(*, meeting: Meeting, recording: Recording, by=None, request=None) -> ReprocessJob:
+    """Create a job for `recording` and start its tasks once the transaction commits.
+
+    A meeting has at most one unfinished job: an earlier one still running is cancelled, since its
+    result would be replaced anyway.
+    """
+    from transcription.tasks import reprocess_chain
+
+    with transaction.atomic():
+        Meeting.objects.select_for_update().filter(pk=meeting.pk).first()
+        earlier = ReprocessJob.objects.filter(meeting=meeting).exclude(stage__in=ReprocessJob.FINISHED)
+        earlier.filter(stage=Stage.QUEUED).update(cancel_requested=True, stage=Stage.CANCELLED, finished_at=timezone.now())
+        earlier.update(cancel_requested=True)  # running ones stop at their next progress report
+        job = ReprocessJob.objects.create(meeting=meeting, recording=recording, created_by=by, delay_ms=settings.ASR_REPROCESS_DELAY_MS)
+        Meeting.objects.filter(pk=meeting.pk).update(status=Meeting.Status.PROCESSING)
+        transaction.on_commit(lambda: reprocess_chain(job.pk).apply_async())
+    return job
+
+
+def queue_reprocessing(meeting: Meeting) -> ReprocessJob | None:
+    """The live session ended: transcribe its recording again at the reprocessing delay."""
+    recording = meeting.recordings.filter(source=Recording.Source.LIVE).order_by("-created_at").first()
+    if recording is None or not recording.file:
+        Meeting.objects.filter(pk=meeting.pk).update(status=Meeting.Status.READY)
+        return None
+    return reprocess_queue(meeting=meeting, recording=recording)
+
+
+def reprocess_cancel(*, job: ReprocessJob, by, request=None) -> ReprocessJob:
+    """Ask the job to stop; a job no worker has started yet stops at once."""
+    with transaction.atomic():
+        job = ReprocessJob.objects.select_for_update().get(pk=job.pk)
+        if job.is_finished:
+            return job
+        job.cancel_requested = True
+        fields = ["cancel_requested", "updated_at"]
+        if job.stage == Stage.QUEUED:
+            job.stage, job.finished_at = Stage.CANCELLED, timezone.now()
+            fields += ["stage", "finished_at"]
+            _meeting_settled(job.meeting_id)
+        job.save(update_fields=fields)
+        audit(request, AuditEvent.Action.REPROCESS_CANCEL, user=by, obj=job, meeting_id=job.meeting_id)
+    return job
+
+
+def _meeting_settled(meeting_id: int, status: str = Meeting.Status.READY) -> None:
+    """Leave `processing` unless a newer job of the meeting is still under way."""
+    if ReprocessJob.objects.filter(meeting_id=meeting_id, cancel_requested=False).exclude(stage__in=ReprocessJob.FINISHED).exists():
+        return
+    Meeting.objects.filter(pk=meeting_id, status=Meeting.Status.PROCESSING).update(status=status)
+
+
+# ---- running a stage ------------------------------------------------------------------------------
+
+def work_path(job: ReprocessJob, name: str) -> Path:
+    folder = Path(settings.MEDIA_ROOT) / job.work_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
+
+
+def run_stage(job_id: int, stage: str, body: Callable[[ReprocessJob, Callable[[float], None]], None]) -> None:
+    """Run one stage of a job unless it is finished or cancelled; record failures on the job."""
+    job = ReprocessJob.objects.filter(pk=job_id).first()
+    if job is None or job.is_finished:
+        return
+    if job.cancel_requested:
+        return _finish(job, Stage.CANCELLED)
+    _set(job, stage=stage, percent=_SPAN[stage][0])
+    started = time.monotonic()
+    try:
+        body(job, _reporter(job, stage))
+    except JobCancelled:
+        return _finish(job, Stage.CANCELLED)
+    except OperationalError:
+        raise  # the database went away: the task's autoretry runs the stage again
+    except (JobFailed, decode.RecordingUnreadable) as exc:
+        return _finish(job, Stage.FAILED, error=str(exc))
+    except Exception as exc:
+        log.exception("reprocessing job %s failed in %s", job_id, stage)
+        _finish(job, Stage.FAILED, error=f"Reprocessing stopped with an internal error while {stage}: {exc.__class__.__name__}. An administrator can find the details in the worker log.")
+        raise
+    key = _TIMING_KEY[stage]
+    ReprocessJob.objects.filter(pk=job_id).update(timings={**_fresh(job_id).timings, key: round(time.monotonic() - started, 3)})
+
+
+def _reporter(job: ReprocessJob, stage: str) -> Callable[[float], None]:
+    lo, hi = _SPAN[stage]
+    last = [0.0]
+
+    def report(fraction: float) -> None:
+        now = time.monotonic()
+        if now - last[0] < 1.0 and fraction < 1.0:  # at most one write a second
+            return
+        last[0] = now
+        updated = ReprocessJob.objects.filter(pk=job.pk, cancel_requested=False).update(
+            percent=lo + round((hi - lo) * min(max(fraction, 0.0), 1.0)), updated_at=timezone.now()
+        )
+        if not updated:
+            raise JobCancelled()
+
+    return report
+
+
+def _fresh(job_id: int) -> ReprocessJob:
+    return ReprocessJob.objects.get(pk=job_id)
+
+
+def _set(job: ReprocessJob, **fields) -> None:
+    for name, value in fields.items():
+        setattr(job, name, value)
+    ReprocessJob.objects.filter(pk=job.pk).update(updated_at=timezone.now(), **fields)
+
+
+def _finish(job: ReprocessJob, stage: str, error: str = "") -> None:
+    with transaction.atomic():
+        _set(job, stage=stage, error=error, finished_at=timezone.now(), **({"percent": 100} if stage == Stage.DONE else {}))
+        _meeting_settled(job.meeting_id, Meeting.Status.FAILED if stage == Stage.FAILED else Meeting.Status.READY)
+    if stage != Stage.FAILED:
+        _remove_work_files(job)
+
+
+def _remove_work_files(job: ReprocessJob) -> None:
+    folder = Path(settings.MEDIA_ROOT) / job.work_dir
+    for name in (PCM_FILE, WORDS_FILE, TURNS_FILE):
+        (folder / name).unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# ---- the stages -----------------------------------------------------------------------------------
+
+def stage_decode(job: ReprocessJob, progress: Callable[[float], None]) -> None:
+    out = work_path(job, PCM_FILE)
+    if not out.exists():
+        samples = decode.decode_to_pcm(job.recording.file.path, str(out), on_progress=progress)
+        Recording.objects.filter(pk=job.recording_id).update(duration_ms=samples * 1000 // decode.SAMPLE_RATE)
+
+
+def stage_transcribe(job: ReprocessJob, progress: Callable[[float], None]) -> None:
+    from transcription.engine_host import EngineUnavailable, active_asr_dir, get_engine
+
+    from .transcribe import asr_version, transcribe_pcm
+
+    out = work_path(job, WORDS_FILE)
+    if out.exists():
+        return
+    try:
+        engine = get_engine()
+    except EngineUnavailable as exc:
+        raise JobFailed(str(exc)) from None
+    pcm = decode.open_pcm(str(work_path(job, PCM_FILE)))
+    words = transcribe_pcm(engine, pcm, job.delay_ms, on_progress=progress)
+    _write_atomic(out, json.dumps([[w.text, w.start_ms, w.end_ms] for w in words]))
+    _set(job, asr_version=asr_version(active_asr_dir(), job.delay_ms))
+
+
+def stage_diarize(job: ReprocessJob, progress: Callable[[float], None]) -> None:
+    from . import diarize
+
+    out = work_path(job, TURNS_FILE)
+    if out.exists():
+        return
+    model_dir = settings.DIARIZATION_DIR
+    if not diarize.is_installed(model_dir):
+        _write_atomic(out, "")
+        _set(job, diarization_version="")
+        return
+    pipeline = diarize.load_pipeline(model_dir, settings.DIARIZATION_DEVICE or None)
+    pcm = decode.open_pcm(str(work_path(job, PCM_FILE)))
+    turns = diarize.diarize_pcm(pipeline, pcm, chunk_s=settings.DIARIZATION_CHUNK_S, on_progress=progress)
+    _write_atomic(out, write_rttm(turns))
+    _set(job, diarization_version=diarize.pipeline_version(model_dir))
+
+
+def stage_store(job: ReprocessJob, progress: Callable[[float], None]) -> None:
+    from .store import transcript_replace
+
+    words = [TimedWord(t, s, e) for t, s, e in json.loads(work_path(job, WORDS_FILE).read_text(encoding="utf-8"))]
+    turns: list[Turn] = read_rttm(work_path(job, TURNS_FILE).read_text(encoding="utf-8"))
+    segments = align(words, turns)
+    progress(0.5)
+    transcript_replace(job=job, segments=segments)  # marks the job done in the same transaction
+    if _fresh(job.pk).stage != Stage.DONE:
+        raise JobCancelled()
+    _remove_work_files(job)
