@@ -228,6 +228,7 @@ RETENTION_HOUR = envint("SCRIBE_RETENTION_HOUR", 3, minimum=0, maximum=23)  # lo
 CELERY_BEAT_SCHEDULE = {
     "status-sample": {"task": "administration.tasks.record_status_sample", "schedule": float(STATUS_SAMPLE_EVERY_S)},
     "retention": {"task": "administration.tasks.apply_retention", "schedule": crontab(hour=RETENTION_HOUR, minute=15)},
+    "abandoned-live-meetings": {"task": "transcription.tasks.end_abandoned_live_meetings", "schedule": 60.0},
 }
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")  # beat's last-run times, beside the data
