@@ -87,7 +87,7 @@ def caption_lines(page) -> list[str]:
     return page.locator("#caption-log .caption-line").all_inner_texts()
 
 
-def test_the_host_streams_the_follower_sees_it_live_and_the_recording_matches_the_speech(chromium, site, people, speech):
+def test_the_host_streams_the_follower_sees_it_live_and_the_recording_matches_the_speech(chromium, site, people, speech, tmp_path):
     meeting, errors = people, []
     follower = open_page(chromium, site, "bob", "bob-password-1", f"/meetings/{meeting.pk}/live/", errors)
     follower.get_by_text("The host is not streaming right now.").wait_for()
@@ -98,6 +98,7 @@ def test_the_host_streams_the_follower_sees_it_live_and_the_recording_matches_th
     follower.locator("#host-status", has_text="The host is live.").wait_for()
     follower.locator("#caption-log .caption-line").first.wait_for(timeout=60_000)  # captions while the host speaks
     host.wait_for_timeout(wav_duration_ms(speech) + 1500)
+    follower.screenshot(path=tmp_path / "caption-view.png")  # kept with the test's files, for people to look at
     assert host.locator("#level").evaluate("m => m.value") >= 0
     host.get_by_role("button", name="Stop and finish").click()
     host.get_by_text("Stopped. The recording is saved").wait_for(timeout=60_000)
