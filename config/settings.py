@@ -187,6 +187,9 @@ DIARIZATION_DIR = envstr("SCRIBE_DIARIZATION_DIR", "")
 ASR_DEVICE = envstr("SCRIBE_ASR_DEVICE", "")  # "cuda", "cuda:1" or "cpu"; empty: the first GPU if any
 ASR_MAX_STREAMS = envint("SCRIBE_ASR_MAX_STREAMS", 64, minimum=1)  # also capped by free GPU memory
 ASR_OFFLINE_SEGMENT_S = envint("SCRIBE_ASR_OFFLINE_SEGMENT_S", 60, minimum=4)
+# Decoder ring in steps for GPU workers that only reprocess (no live captions); 0: the model's own.
+# 1024 fits 60-70 s segments and runs about 3.5x as many at once (benchmarks/results/reprocess-*).
+ASR_TEXT_WINDOW = envint("SCRIBE_ASR_TEXT_WINDOW", 0, minimum=0)
 # Speaker separation reads this much audio at a time, so memory stays bounded on multi-hour recordings;
 # speakers are matched across chunks by their voice embeddings.
 DIARIZATION_CHUNK_S = envint("SCRIBE_DIARIZATION_CHUNK_S", 1800, minimum=30)

@@ -42,6 +42,7 @@ def engine_options():
         device=settings.ASR_DEVICE or None,
         max_streams=settings.ASR_MAX_STREAMS,
         offline_segment_s=settings.ASR_OFFLINE_SEGMENT_S,
+        text_window=settings.ASR_TEXT_WINDOW or None,
     )
 
 
