@@ -3,6 +3,9 @@ import os
 import secrets
 from pathlib import Path
 
+from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
+
 from .env import envbool, envint, envlist, envsecret, envstr
 
 # Air-gapped by construction: no library may reach a model hub or send telemetry, whatever the
@@ -57,6 +60,7 @@ INSTALLED_APPS = [
     "channels",
     "meetings",
     "transcription",
+    "administration",
     "frontend",
 ]
 
@@ -108,32 +112,52 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = envstr("SCRIBE_REDIS_URL", "redis://127.0.0.1:6379/0")
+CHANNEL_PREFIX = envstr("SCRIBE_CHANNEL_PREFIX", "scribe")
 CHANNEL_LAYERS = {
+    # Point-to-point work queues: caption workers take streams from a shared channel, one worker each.
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         # redis-py 8 reads with a 5 s socket timeout by default, the same as channels_redis's blocking pop:
         # every socket idle for 5 s would die with "Timeout reading". Reads must outlast the pop.
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "prefix": envstr("SCRIBE_CHANNEL_PREFIX", "scribe")},
-    }
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "prefix": CHANNEL_PREFIX},
+    },
+    # The live sockets: a caption goes to a meeting's followers as one Redis publish per server process,
+    # which hands it to its own sockets in memory (with the core layer it was one Redis list per follower).
+    "live": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "prefix": f"{CHANNEL_PREFIX}-live"},
+    },
 }
+
+# Which of the layers above the live sockets use; `default` only to compare (benchmarks/fanout_bench.py).
+LIVE_CHANNEL_LAYER = envstr("SCRIBE_LIVE_CHANNEL_LAYER", "live")
 
 CELERY_BROKER_URL = envstr("SCRIBE_CELERY_BROKER_URL", "redis://127.0.0.1:6379/1")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_DEFAULT_QUEUE = "cpu"
-CELERY_TASK_ALWAYS_EAGER = envbool("SCRIBE_CELERY_EAGER", False)
-# A task whose worker died unacknowledged is handed out again after this long; it must outlast the
-# longest stage (transcribing a long recording), or a second worker would start it twice.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("SCRIBE_CELERY_VISIBILITY_TIMEOUT_S", 6 * 3600, minimum=1)}
+# Two queues: "gpu" for work that needs the speech engine (one worker per GPU, on any number of GPU hosts),
+# "cpu" for the rest. deploy/systemd starts one worker per queue; a single box can run one worker on both.
+GPU_QUEUE = "gpu"
+CPU_QUEUE = "cpu"
+CELERY_TASK_DEFAULT_QUEUE = CPU_QUEUE
 # Model work goes to GPU hosts, file work to any host; every host shares PostgreSQL and the media store.
-# Start GPU workers with `-Q gpu --concurrency 1` (one engine per GPU) and CPU workers with `-Q cpu`.
 CELERY_TASK_ROUTES = {
-    "transcription.tasks.reprocess_decode": {"queue": "cpu"},
-    "transcription.tasks.reprocess_transcribe": {"queue": "gpu"},
-    "transcription.tasks.reprocess_diarize": {"queue": "gpu"},
-    "transcription.tasks.reprocess_store": {"queue": "cpu"},
+    "transcription.tasks.reprocess_decode": {"queue": CPU_QUEUE},
+    "transcription.tasks.reprocess_transcribe": {"queue": GPU_QUEUE},
+    "transcription.tasks.reprocess_diarize": {"queue": GPU_QUEUE},
+    "transcription.tasks.reprocess_store": {"queue": CPU_QUEUE},
+}
+CELERY_TASK_ALWAYS_EAGER = envbool("SCRIBE_CELERY_EAGER", False)
+# With acks_late, a task whose worker dies mid-way (a GPU host powered off) goes back to the queue once it
+# has been unacknowledged this long; it must exceed the longest task, or a slow task would run twice.
+_visibility_timeout = envint("SCRIBE_CELERY_VISIBILITY_TIMEOUT", 6 * 3600, minimum=1)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": _visibility_timeout,
+    # Every worker looks for such overdue tasks every 10 s (kombu's default is every 100 s).
+    "unacked_restore_interval": min(10, _visibility_timeout),
+    "unacked_restore_throttle": 1,
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -176,6 +200,12 @@ STORAGES = {
 # Serve straight from the app folders too, so a checkout works before collectstatic has run.
 WHITENOISE_USE_FINDERS = True
 
+# Behind nginx: after its permission check and audit, Django answers a recording download with an
+# X-Accel-Redirect to this internal location (which maps to MEDIA_ROOT), and nginx sends the bytes.
+# Empty: Django streams the file itself (development, tests).
+MEDIA_ACCEL_REDIRECT = envstr("SCRIBE_MEDIA_ACCEL_REDIRECT", "")
+if MEDIA_ACCEL_REDIRECT and not (MEDIA_ACCEL_REDIRECT.startswith("/") and MEDIA_ACCEL_REDIRECT.endswith("/")):
+    raise ImproperlyConfigured(f"SCRIBE_MEDIA_ACCEL_REDIRECT must be a path like /protected-media/, not {MEDIA_ACCEL_REDIRECT!r}")
 FILE_UPLOAD_PERMISSIONS = 0o640
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o750
 
@@ -190,12 +220,29 @@ ASR_OFFLINE_SEGMENT_S = envint("SCRIBE_ASR_OFFLINE_SEGMENT_S", 60, minimum=4)
 # Decoder ring in steps for GPU workers that only reprocess (no live captions); 0: the model's own.
 # 1024 fits 60-70 s segments and runs about 3.5x as many at once (benchmarks/results/reprocess-*).
 ASR_TEXT_WINDOW = envint("SCRIBE_ASR_TEXT_WINDOW", 0, minimum=0)
+# Before an engine loads a registered model it re-reads every file and compares it with the checksums
+# taken at import (about 10 s for Voxtral Mini 4B from a fast disk); off only where start-up time matters more.
+ASR_VERIFY_ON_LOAD = envbool("SCRIBE_ASR_VERIFY_ON_LOAD", True)
+
+# Administration: periodic work run by Celery beat (`celery -A config beat`, or a worker started with -B).
+STATUS_SAMPLE_EVERY_S = envint("SCRIBE_STATUS_SAMPLE_EVERY_S", 60, minimum=10)
+STATUS_SAMPLE_KEEP_DAYS = envint("SCRIBE_STATUS_SAMPLE_KEEP_DAYS", 7, minimum=1)
+RETENTION_HOUR = envint("SCRIBE_RETENTION_HOUR", 3, minimum=0, maximum=23)  # local time of the nightly deletion
+CELERY_BEAT_SCHEDULE = {
+    "status-sample": {"task": "administration.tasks.record_status_sample", "schedule": float(STATUS_SAMPLE_EVERY_S)},
+    "retention": {"task": "administration.tasks.apply_retention", "schedule": crontab(hour=RETENTION_HOUR, minute=15)},
+    "abandoned-live-meetings": {"task": "transcription.tasks.end_abandoned_live_meetings", "schedule": 60.0},
+}
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")  # beat's last-run times, beside the data
+
 # Speaker separation reads this much audio at a time, so memory stays bounded on multi-hour recordings;
 # speakers are matched across chunks by their voice embeddings.
 DIARIZATION_CHUNK_S = envint("SCRIBE_DIARIZATION_CHUNK_S", 1800, minimum=30)
 DIARIZATION_DEVICE = envstr("SCRIBE_DIARIZATION_DEVICE", "")  # empty: the first GPU if any
 
-# Uploaded recordings stream to a file beside the media store (never into memory) and are refused past this size.
+# Uploaded recordings stream to a file beside the media store (never into memory) and are refused past this
+# size; nginx's client_max_body_size is rendered from the same value.
 RECORDING_UPLOAD_MAX_MB = envint("SCRIBE_RECORDING_UPLOAD_MAX_MB", 8192, minimum=1)
 
 LOGGING = {

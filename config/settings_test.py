@@ -15,6 +15,7 @@ else:
 # (two checkouts, or a developer and CI) never read each other's channel or Celery messages.
 RUN_ID = os.environ.setdefault("SCRIBE_TEST_RUN_ID", str(os.getpid()))
 CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"scribe-test-{RUN_ID}"  # noqa: F405
+CHANNEL_LAYERS["live"]["CONFIG"]["prefix"] = f"scribe-test-{RUN_ID}-live"  # noqa: F405
 CELERY_BROKER_URL = os.environ.get("SCRIBE_CELERY_BROKER_URL", "redis://127.0.0.1:6379/3")
 CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "global_keyprefix": f"scribe-test-{RUN_ID}-"}  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; never outside tests

@@ -15,7 +15,8 @@ say "Preparing the database and static files"
 
 PORT="${SCRIBE_PORT:-8000}"
 say "Starting Scribe on http://127.0.0.1:$PORT (the web server and a background worker)"
-"$VENV/bin/celery" -A config worker -Q cpu,gpu --concurrency 1 -n "scribe@%h" --loglevel INFO &
+# -B: the single worker also runs beat (status samples every minute, nightly retention).
+"$VENV/bin/celery" -A config worker -B -Q cpu,gpu --concurrency 1 -n "scribe@%h" --loglevel INFO &
 WORKER=$!
 trap 'kill $WORKER 2>/dev/null; wait $WORKER 2>/dev/null' EXIT INT TERM
 "$VENV/bin/daphne" -b 127.0.0.1 -p "$PORT" config.asgi:application

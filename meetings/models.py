@@ -229,10 +229,17 @@ class AuditEvent(models.Model):
         ACCESS_DENIED = "access_denied", "Was refused access"
         LIVE_FOLLOW = "live_follow", "Followed live captions"
         LIVE_HOST = "live_host", "Streamed live audio"
+        ADMIN = "admin", "Changed users or groups"
+        MODEL_IMPORT = "model_import", "Imported a model"
+        MODEL_VERIFY = "model_verify", "Verified a model"
+        MODEL_ACTIVATE = "model_activate", "Activated a model"
+        MODEL_ROLLBACK = "model_rollback", "Rolled back a model"
+        SETTINGS_CHANGE = "settings_change", "Changed site settings"
+        RETENTION_DELETE = "retention_delete", "Deleted old audio or transcripts"
+        AUDIT_EXPORT = "audit_export", "Exported the audit log"
         RECORDING_UPLOAD = "recording_upload", "Uploaded a recording"
         REPROCESS_CANCEL = "reprocess_cancel", "Cancelled reprocessing"
         SPEAKER_MERGE = "speaker_merge", "Merged speakers"
-        ADMIN = "admin", "Administration"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")

@@ -9,7 +9,16 @@ from .languages import search_config_for
 from .models import AuditEvent, Meeting, Segment, Sharing, Speaker
 
 
-def meeting_create(*, owner: User, title: str, language: str = "", delay_ms: int = 480, request=None) -> Meeting:
+def default_delay_ms() -> int:
+    """The live caption delay new meetings start with, chosen by an administrator in the site settings."""
+    from administration.models import SiteSettings
+
+    return SiteSettings.load().live_delay_ms
+
+
+def meeting_create(*, owner: User, title: str, language: str = "", delay_ms: int | None = None, request=None) -> Meeting:
+    if delay_ms is None:
+        delay_ms = default_delay_ms()
     meeting = Meeting(owner=owner, title=title.strip(), language=language, delay_ms=delay_ms)
     meeting.full_clean()
     meeting.save()

@@ -59,7 +59,7 @@ def _meeting_rows(user):
 def meeting_list(request):
     meetings = _meeting_rows(request.user)
     page = Paginator(meetings, 50).get_page(request.GET.get("page"))
-    return render(request, "meetings/list.html", {"page": page, "form": MeetingForm(initial={"delay_ms": 480})})
+    return render(request, "meetings/list.html", {"page": page, "form": MeetingForm(initial={"delay_ms": services.default_delay_ms()})})
 
 
 @require_POST

@@ -5,7 +5,7 @@ source "$(dirname "$0")/../deploy/common.sh"
 cd "$REPO"
 
 ensure_system_packages psql:postgresql redis-server:redis-server ffmpeg:ffmpeg \
-  espeak-ng:espeak-ng sox:sox chromium:chromium
+  espeak-ng:espeak-ng sox:sox chromium:chromium nginx:nginx-light openssl:openssl
 ensure_services
 ensure_database
 ensure_venv requirements-test.txt

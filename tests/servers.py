@@ -72,13 +72,17 @@ def daphne_server(log_dir: Path, **env):
 
 
 @contextmanager
-def celery_worker(log_dir: Path, *, queues: str = "cpu,gpu", name: str = "test", **env):
-    """A real Celery worker process consuming the test broker."""
+def celery_worker(log_dir: Path, *, queues: str = "cpu,gpu", name: str = "test", pool: str = "solo", include: str = "", **env):
+    """A real Celery worker process consuming the test broker; `include`: extra task modules to load.
+
+    The solo pool runs tasks in the worker's main loop, so it cannot answer `inspect` while a task runs;
+    pass pool="prefork" where a test watches running tasks.
+    """
     log = log_dir / f"celery-{name}.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "-n", f"{name}@%h",
-             "--concurrency", "1", "--pool", "solo", "--loglevel", "INFO"],
+             "--concurrency", "1", "--pool", pool, "--loglevel", "INFO", *(["--include", include] if include else [])],
             cwd=REPO, env=child_env(**env), stdout=out, stderr=subprocess.STDOUT,
         )
     try:

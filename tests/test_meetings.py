@@ -45,7 +45,7 @@ def test_the_list_shows_own_and_shared_meetings_with_a_fixed_number_of_queries(c
     other = meeting_with_transcript(member, title="Bob alone")
     owner.groups.add(team)
     client.force_login(owner)
-    with django_assert_num_queries(4):  # session, user, count, page (groups are a subquery)
+    with django_assert_num_queries(5):  # session, user, site settings (default delay), count, page (groups are a subquery)
         page = client.get(reverse("meetings:list")).content.decode()
     assert all(f"Mine {n}" in page for n in range(3))
     assert "Shared with the team" in page and other.title not in page

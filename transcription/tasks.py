@@ -50,3 +50,11 @@ def reprocess_meeting(meeting_id: int) -> None:
     meeting = Meeting.objects.filter(pk=meeting_id).first()
     if meeting is not None:
         pipeline.queue_reprocessing(meeting)
+
+
+@shared_task(name="transcription.tasks.end_abandoned_live_meetings")
+def end_abandoned_live_meetings() -> list[int]:
+    """Every minute (beat): end meetings left live by a host who vanished, and queue their reprocessing."""
+    from transcription.live.sweep import end_abandoned_meetings
+
+    return end_abandoned_meetings()

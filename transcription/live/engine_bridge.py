@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 
 import numpy as np
+from channels.db import database_sync_to_async
 
 from transcription import engine_host
 
@@ -68,7 +69,8 @@ class EngineStream:
 
         loop = asyncio.get_running_loop()
         try:
-            engine = await loop.run_in_executor(None, engine_host.get_engine)
+            # The registry is read from the database, and a load takes seconds: a thread of its own.
+            engine = await database_sync_to_async(engine_host.get_engine, thread_sensitive=False)()
         except engine_host.EngineUnavailable as exc:
             raise EngineUnavailable(f"Live captions are off. {exc} Your audio is still recorded.") from exc
 

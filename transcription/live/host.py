@@ -6,6 +6,8 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from channels.layers import get_channel_layer
+
 from meetings.access import OWNER
 from meetings.models import Meeting
 
@@ -119,7 +121,8 @@ class HostConsumer(LiveSocket):
 
     async def open_engine(self, delay_ms: int):
         if conf.engine_mode() == "worker":
-            stream = RemoteStream(delay_ms=delay_ms, on_event=self.on_engine_event, layer=self.channel_layer)
+            # Caption workers share one queue of streams: the core layer, where one message has one reader.
+            stream = RemoteStream(delay_ms=delay_ms, on_event=self.on_engine_event, layer=get_channel_layer())
         else:
             stream = EngineStream(delay_ms=delay_ms, on_event=self.on_engine_event)
         try:

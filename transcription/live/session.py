@@ -147,3 +147,25 @@ def replay_finals(*, meeting_id: int, after_seq: int) -> list[dict]:
 
 def meeting_status(meeting_id: int) -> str:
     return Meeting.objects.filter(pk=meeting_id).values_list("status", flat=True).first() or ""
+
+
+def end_abandoned_sessions(*, host_present, idle_s: int) -> list[int]:
+    """End live meetings whose host is gone: no host socket holds the meeting (`host_present(id)` is
+    false) and no audio has reached the recording for `idle_s` seconds. A browser closed mid-meeting
+    or a server restart would otherwise leave a meeting "live" for ever, never transcribed again.
+    Returns the ids of the meetings ended."""
+    cutoff = timezone.now().timestamp() - idle_s
+    ended = []
+    for meeting in Meeting.objects.filter(status__in=[Meeting.Status.LIVE, Meeting.Status.PAUSED]):
+        if host_present(meeting.pk):
+            continue
+        recording = meeting.recordings.filter(source=Recording.Source.LIVE).order_by("-created_at").first()
+        path = Path(settings.MEDIA_ROOT) / recording.file.name if recording and recording.file else None
+        last_audio = path.stat().st_mtime if path and path.exists() else (meeting.started_at or meeting.created_at).timestamp()
+        if last_audio > cutoff:
+            continue
+        log.warning("meeting %s was left live with no host for %s s; ending it", meeting.pk, idle_s)
+        host_end(meeting_id=meeting.pk)
+        audit(None, AuditEvent.Action.LIVE_HOST, user=None, meeting_id=meeting.pk, detail={"ended": "no host for %d s" % idle_s})
+        ended.append(meeting.pk)
+    return ended

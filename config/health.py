@@ -1,0 +1,80 @@
+"""GET /healthz: is every part the site needs up? For load balancers, monitoring and the deploy scripts.
+
+No login and nothing sensitive: part names, ok or not, and counts. 200 when every part is ok, 503 with
+the failing parts named otherwise. Each check has a short timeout so that a dead part cannot hang
+the probe.
+"""
+import time
+
+from django.contrib.auth.decorators import login_not_required
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from config.status_store import engine_hosts, redis_client
+
+REDIS_TIMEOUT_S = 1.0
+CELERY_TIMEOUT_S = 1.0
+
+
+def check_database() -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute("select 1")
+    return {"ok": True}
+
+
+def check_redis() -> dict:
+    redis_client(timeout=REDIS_TIMEOUT_S).ping()
+    return {"ok": True}
+
+
+def check_celery() -> dict:
+    from config.celery import app
+
+    # limit=1: return as soon as one worker answers instead of waiting out the whole timeout.
+    replies = app.control.ping(timeout=CELERY_TIMEOUT_S, limit=1)
+    return {"ok": bool(replies), "workers": len(replies)}
+
+
+def check_engine() -> dict:
+    """Every process that hosts a speech engine reports here; one whose engine died or failed to load fails.
+
+    A site with no engine loaded yet is not failing: engines load on first use, and a new site
+    may not have imported a model. The status page shows that state.
+    """
+    hosts = engine_hosts(redis_client(timeout=REDIS_TIMEOUT_S))
+    broken = [h for h in hosts if not h.get("serving")]
+    return {
+        "ok": not broken,
+        "hosts": len(hosts),
+        "failing_hosts": len(broken),
+        "active_streams": sum(h.get("active_streams", 0) for h in hosts),
+        "capacity": sum(h.get("capacity", 0) for h in hosts),
+    }
+
+
+CHECKS = {"database": check_database, "redis": check_redis, "engine": check_engine, "celery": check_celery}
+
+
+def run_checks() -> dict[str, dict]:
+    results = {}
+    for name, check in CHECKS.items():
+        started = time.monotonic()
+        try:
+            result = check()
+        except Exception as exc:  # a check that cannot even run is a failed part; the type says enough
+            result = {"ok": False, "error": type(exc).__name__}
+        result["ms"] = round((time.monotonic() - started) * 1000, 1)
+        results[name] = result
+    return results
+
+
+@require_GET
+@never_cache
+@login_not_required
+def healthz(request):
+    checks = run_checks()
+    failing = [name for name, result in checks.items() if not result["ok"]]
+    body = {"status": "failing" if failing else "ok", "failing": failing, "checks": checks}
+    return JsonResponse(body, status=503 if failing else 200)
