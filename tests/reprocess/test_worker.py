@@ -39,7 +39,7 @@ def test_a_killed_worker_leaves_no_duplicate_or_missing_segments(owner, tiny_mod
     write_wav(Path(settings.MEDIA_ROOT) / name, pcm)
     recording = Recording.objects.create(meeting=meeting, file=name, source=Recording.Source.UPLOAD, size_bytes=len(pcm) * 2)
     env = dict(SCRIBE_ASR_MODEL_DIR=tiny_model_dir, SCRIBE_ASR_DEVICE="cpu", SCRIBE_ASR_MAX_STREAMS=8,
-               SCRIBE_ASR_OFFLINE_SEGMENT_S=8, SCRIBE_DIARIZATION_DIR="", SCRIBE_CELERY_VISIBILITY_TIMEOUT_S=5)
+               SCRIBE_ASR_OFFLINE_SEGMENT_S=8, SCRIBE_DIARIZATION_DIR="", SCRIBE_CELERY_VISIBILITY_TIMEOUT=5)
 
     with celery_worker(tmp_path, name="first", **env) as first:
         job = reprocess_queue(meeting=meeting, recording=recording)
