@@ -83,13 +83,14 @@ def transcription_stage(pcm, args, log) -> tuple[float, list, dict]:
 
     t0 = time.perf_counter()
     model = build_model(args.tiny)
-    engine = Engine(model, make_spec(), EngineOptions(max_streams=args.max_streams, offline_segment_s=60))
+    engine = Engine(model, make_spec(), EngineOptions(max_streams=args.max_streams, offline_segment_s=args.segment_s,
+                                                      text_window=args.text_window or None))
     log(f"engine ready in {time.perf_counter() - t0:.1f}s, {engine.capacity} streams")
     t0 = time.perf_counter()
     words = transcribe_pcm(engine, pcm, 960, on_progress=lambda f: log(f"  transcription {f:.0%} {time.perf_counter() - t0:.0f}s"))
     sync()
     seconds = time.perf_counter() - t0
-    info = {"streams": engine.capacity, "words": len(words), "health": {k: v for k, v in engine.health().items() if k.startswith("step_ms")}}
+    info = {"streams": engine.capacity, "text_window": engine.pool.shape.text_window, "segment_s": args.segment_s, "words": len(words), "health": {k: v for k, v in engine.health().items() if k.startswith("step_ms")}}
     engine.shutdown()
     del engine, model
     torch.cuda.empty_cache() if DEV == "cuda" else None
@@ -115,6 +116,8 @@ def main():
     ap.add_argument("--stages", default="decode,transcribe,diarize,align")
     ap.add_argument("--max-streams", type=int, default=128)
     ap.add_argument("--chunk-s", type=int, default=1800)
+    ap.add_argument("--segment-s", type=int, default=60, help="offline segment length (SCRIBE_ASR_OFFLINE_SEGMENT_S)")
+    ap.add_argument("--text-window", type=int, default=0, help="decoder ring in steps (SCRIBE_ASR_TEXT_WINDOW); 0: the model's")
     ap.add_argument("--segmentation-step", type=float, default=0.1)
     ap.add_argument("--workdir", default=tempfile.gettempdir())
     ap.add_argument("--tiny", action="store_true", help="smoke-test on a CPU with the tiny Voxtral")

@@ -217,6 +217,9 @@ DIARIZATION_DIR = envstr("SCRIBE_DIARIZATION_DIR", "")
 ASR_DEVICE = envstr("SCRIBE_ASR_DEVICE", "")  # "cuda", "cuda:1" or "cpu"; empty: the first GPU if any
 ASR_MAX_STREAMS = envint("SCRIBE_ASR_MAX_STREAMS", 64, minimum=1)  # also capped by free GPU memory
 ASR_OFFLINE_SEGMENT_S = envint("SCRIBE_ASR_OFFLINE_SEGMENT_S", 60, minimum=4)
+# Decoder ring in steps for GPU workers that only reprocess (no live captions); 0: the model's own.
+# 1024 fits 60-70 s segments and runs about 3.5x as many at once (benchmarks/results/reprocess-*).
+ASR_TEXT_WINDOW = envint("SCRIBE_ASR_TEXT_WINDOW", 0, minimum=0)
 # Before an engine loads a registered model it re-reads every file and compares it with the checksums
 # taken at import (about 10 s for Voxtral Mini 4B from a fast disk); off only where start-up time matters more.
 ASR_VERIFY_ON_LOAD = envbool("SCRIBE_ASR_VERIFY_ON_LOAD", True)

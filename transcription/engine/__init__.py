@@ -70,6 +70,8 @@ class Engine:
         p = next(model.parameters())
         self.device, self.dtype = p.device, p.dtype
         cfg = model.config
+        if options.text_window:
+            cfg.text_config.sliding_window = options.text_window  # read by the pool and the step's mask
         slots = _pool_slots(lambda n: PoolShape.for_model(cfg, n), self.device, self.dtype, options)
         self.pool = CachePool(PoolShape.for_model(cfg, slots), self.device, self.dtype)
         bufs = StepBuffers.allocate(slots, cfg.audio_config.num_mel_bins, self.device, self.dtype)

@@ -13,3 +13,8 @@ class EngineOptions:
     offline_segment_s: int = 60  # offline: cut long recordings near this length, at the quietest point
     offline_search_s: int = 10  # ... looking this far back from the target for the quiet point
     health_window: int = 500  # steps kept for the step-time percentiles
+    # Decoder ring in steps; None: the model's sliding window (8,192 steps, 655 s). Only for workers that
+    # transcribe recordings and serve no live captions: offline segments need ~900 steps, and a ring
+    # sized to them lets several times more segments run at once (each step reads every ring in full).
+    # A live stream longer than the ring would attend to less context than the model was trained with.
+    text_window: int | None = None

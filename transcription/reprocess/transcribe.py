@@ -16,6 +16,10 @@ from transcription.engine import audio as A
 
 from .align import TimedWord
 
+# Steps of a segment's stream besides its audio: 32 left-pad steps, the delay (12 at 960 ms) and the
+# right pad (delay + 11), rounded up.
+RING_MARGIN_STEPS = 80
+
 
 def asr_version(model_dir: str, delay_ms: int) -> str:
     folder = Path(model_dir)
@@ -28,9 +32,13 @@ def transcribe_pcm(engine, pcm: np.ndarray, delay_ms: int, *, on_progress: Calla
                    group_size: int | None = None) -> list[TimedWord]:
     """Timed words for 16 kHz int16 `pcm` (a memory map is fine), in recording order."""
     options = engine.options
-    # The quiet-point search must stay inside one segment; short segments (a site's setting) shorten it.
-    search_s = min(options.offline_search_s, max(1, options.offline_segment_s // 4))
-    starts = offline.cut_points(pcm, options.offline_segment_s, search_s)
+    segment_s = options.offline_segment_s
+    if options.text_window:  # a shortened ring must hold a whole segment (with its search), prompt and padding
+        fits_s = (options.text_window - RING_MARGIN_STEPS) * A.STEP_MS // 1000
+        segment_s = min(segment_s, max(1, fits_s * 4 // 5))
+    # The quiet-point search must stay inside one segment; short segments shorten it.
+    search_s = min(options.offline_search_s, max(1, segment_s // 4))
+    starts = offline.cut_points(pcm, segment_s, search_s)
     spans = list(zip(starts, starts[1:] + [len(pcm)]))
     spans = [(a, b) for a, b in spans if b > a]
     group = max(1, group_size or engine.capacity)
