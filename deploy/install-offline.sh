@@ -129,11 +129,13 @@ say "Checking the deployment settings (manage.py check --deploy)"
 "$PY" manage.py check --deploy --fail-level WARNING
 
 check_site() {
-  # $1: base URL. /healthz where the site has it, else the sign-in page must answer 200.
-  "$PY" - "$1" <<'PYCHECK'
+  # $1: base URL, $2: the /healthz parts to check (empty: all). /healthz where the site has it, else the
+  # sign-in page must answer 200.
+  "$PY" - "$1" "${2:-}" <<'PYCHECK'
 import ssl, sys, urllib.error, urllib.request
 
 base = sys.argv[1].rstrip("/")
+parts = sys.argv[2]
 context = ssl.create_default_context()
 context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # a site certificate may be from a local CA
 
@@ -148,11 +150,10 @@ def status(path):
         sys.exit(f"install-offline: {base} cannot be reached: {exc}")
 
 
-code = status("/healthz")
+path = "/healthz" + (f"?parts={parts}" if parts else "")
+code = status(path)
 if code == 404:
     code, path = status("/accounts/login/"), "/accounts/login/"
-else:
-    path = "/healthz"
 if code != 200:
     sys.exit(f"install-offline: {base}{path} answered HTTP {code}; see the services' logs (journalctl -u 'scribe-*')")
 print(f"Site answers: {base}{path}")
@@ -178,6 +179,7 @@ for _ in range(240):
     except OSError:
         time.sleep(0.25)
 PYWAIT
-  check_site "http://127.0.0.1:$PORT" || { tail -40 "$LOG" >&2; exit 1; }
+  # No worker runs yet: check what this process itself needs; the full check comes with --check-url.
+  check_site "http://127.0.0.1:$PORT" database,redis || { tail -40 "$LOG" >&2; exit 1; }
 fi
 say "Installed. Start or restart the services: systemctl restart scribe.target (see deploy/README.md)"

@@ -20,6 +20,16 @@ def test_it_names_celery_when_no_worker_answers(client):
     assert response.json()["failing"] == ["celery"]
 
 
+def test_a_caller_can_ask_for_only_the_parts_it_needs(client):
+    # The installer checks the web process before any worker runs; a web-only load balancer likewise.
+    response = client.get("/healthz?parts=database,redis")
+    assert response.status_code == 200, response.json()
+    assert set(response.json()["checks"]) == {"database", "redis"}
+    assert client.get("/healthz?parts=database,celery").json()["failing"] == ["celery"]
+    response = client.get("/healthz?parts=database,everything")
+    assert response.status_code == 400 and response.json()["unknown_parts"] == ["everything"]
+
+
 def test_it_is_ok_when_database_redis_and_a_worker_answer(client, worker):
     response = client.get("/healthz")
     assert response.status_code == 200, response.json()
