@@ -137,6 +137,7 @@ export class CaptionView {
       this.lastSeq = event.seq;
       const line = document.createElement("p");
       line.className = "caption-line";
+      line.dir = "auto"; // a right-to-left language reads right to left, line by line
       line.dataset.seq = event.seq;
       line.textContent = event.text;
       this.log.append(line);
