@@ -102,7 +102,7 @@ def diarization_stage(pcm, args, log) -> tuple[float, list, dict]:
     from transcription.reprocess.diarize import diarize_pcm, load_pipeline
 
     folder = build_pyannote_dir(Path(tempfile.mkdtemp()) / "pyannote", segmentation_step=args.segmentation_step)
-    pipeline = load_pipeline(str(folder), DEV)
+    pipeline = load_pipeline(str(folder), DEV, batch_size=args.diarization_batch)
     t0 = time.perf_counter()
     turns = diarize_pcm(pipeline, pcm, chunk_s=args.chunk_s, on_progress=lambda f: log(f"  diarization {f:.0%} {time.perf_counter() - t0:.0f}s"))
     sync()
@@ -119,6 +119,7 @@ def main():
     ap.add_argument("--segment-s", type=int, default=60, help="offline segment length (SCRIBE_ASR_OFFLINE_SEGMENT_S)")
     ap.add_argument("--text-window", type=int, default=0, help="decoder ring in steps (SCRIBE_ASR_TEXT_WINDOW); 0: the model's")
     ap.add_argument("--segmentation-step", type=float, default=0.1)
+    ap.add_argument("--diarization-batch", type=int, default=0, help="windows per GPU call (SCRIBE_DIARIZATION_BATCH_SIZE); 0: config.yaml's")
     ap.add_argument("--workdir", default=tempfile.gettempdir())
     ap.add_argument("--tiny", action="store_true", help="smoke-test on a CPU with the tiny Voxtral")
     args = ap.parse_args()

@@ -239,7 +239,9 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")  # beat's l
 # Speaker separation reads this much audio at a time, so memory stays bounded on multi-hour recordings;
 # speakers are matched across chunks by their voice embeddings.
 DIARIZATION_CHUNK_S = envint("SCRIBE_DIARIZATION_CHUNK_S", 1800, minimum=30)
-DIARIZATION_DEVICE = envstr("SCRIBE_DIARIZATION_DEVICE", "")  # empty: the first GPU if any
+DIARIZATION_DEVICE = envstr("SCRIBE_DIARIZATION_DEVICE", "")
+# Windows per GPU call for speaker separation's models; 0 keeps the pipeline's config.yaml (32).
+DIARIZATION_BATCH_SIZE = envint("SCRIBE_DIARIZATION_BATCH_SIZE", 0, minimum=0)  # empty: the first GPU if any
 
 # Uploaded recordings stream to a file beside the media store (never into memory) and are refused past this
 # size; nginx's client_max_body_size is rendered from the same value.

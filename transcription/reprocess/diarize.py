@@ -39,16 +39,19 @@ def pipeline_version(model_dir: str) -> str:
 _loaded: dict[tuple, object] = {}  # one pipeline per worker process, like the speech engine
 
 
-def load_pipeline(model_dir: str, device: str | None = None):
-    """`Pipeline.from_pretrained(<local folder>)`, kept for the next job; layout in DIARIZATION.md."""
-    key = (model_dir, device, pipeline_version(model_dir))
+def load_pipeline(model_dir: str, device: str | None = None, batch_size: int = 0):
+    """`Pipeline.from_pretrained(<local folder>)`, kept for the next job; layout in DIARIZATION.md.
+
+    `batch_size` (0: the folder's config.yaml) overrides how many windows the segmentation and embedding
+    models take per GPU call: the released configs say 32, which leaves an H100 mostly idle."""
+    key = (model_dir, device, pipeline_version(model_dir), batch_size)
     if key not in _loaded:
         _loaded.clear()
-        _loaded[key] = _load(model_dir, device)
+        _loaded[key] = _load(model_dir, device, batch_size)
     return _loaded[key]
 
 
-def _load(model_dir: str, device: str | None):
+def _load(model_dir: str, device: str | None, batch_size: int = 0):
     import torch
     from pyannote.audio import Pipeline
 
@@ -57,6 +60,8 @@ def _load(model_dir: str, device: str | None):
         raise RuntimeError(f"No pyannote pipeline could be loaded from {model_dir}.")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     pipeline.to(torch.device(device))
+    if batch_size:
+        pipeline.segmentation_batch_size = pipeline.embedding_batch_size = batch_size
     return pipeline
 
 

@@ -216,7 +216,7 @@ def stage_diarize(job: ReprocessJob, progress: Callable[[float], None]) -> None:
         _write_atomic(out, "")
         _set(job, diarization_version="")
         return
-    pipeline = diarize.load_pipeline(model_dir, settings.DIARIZATION_DEVICE or None)
+    pipeline = diarize.load_pipeline(model_dir, settings.DIARIZATION_DEVICE or None, settings.DIARIZATION_BATCH_SIZE)
     pcm = decode.open_pcm(str(work_path(job, PCM_FILE)))
     turns = diarize.diarize_pcm(pipeline, pcm, chunk_s=settings.DIARIZATION_CHUNK_S, on_progress=progress)
     _write_atomic(out, write_rttm(turns))
