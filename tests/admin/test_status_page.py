@@ -97,10 +97,11 @@ def test_old_samples_are_dropped_and_the_chart_says_when_there_are_none(admin_cl
 
 
 def test_a_running_import_is_listed_with_its_progress(admin_client, admin_user, cpu_worker, tmp_path):
-    # A pyannote-style folder with a 6 GB sparse file: reading it takes seconds, long enough to watch.
+    # A pyannote-style folder with a 24 GB sparse file (no disk used): hashing it takes well over ten
+    # seconds even on an idle machine, long enough to watch (6 GB could finish between two page loads).
     (tmp_path / "config.yaml").write_text("pipeline: {}\n")
     with open(tmp_path / "weights.bin", "wb") as fh:
-        fh.truncate(6 * 1024**3)
+        fh.truncate(24 * 1024**3)
     admin_client.post(reverse("console:model_import"), {"path": str(tmp_path), "name": "big"})
 
     def running_row():
@@ -111,7 +112,7 @@ def test_a_running_import_is_listed_with_its_progress(admin_client, admin_user, 
     wait_for(running_row, timeout=60)
     from administration.models import ModelVersion
 
-    wait_for(lambda: not ModelVersion.objects.get(name="big").checking, timeout=120)
+    wait_for(lambda: not ModelVersion.objects.get(name="big").checking, timeout=300)
 
 
 def test_on_a_gpu_the_page_shows_memory_used_and_free(admin_client, monkeypatch):
