@@ -63,11 +63,14 @@ def list_files(folder: Path) -> list[Path]:
     return sorted(files)
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: Path, on_read=None) -> str:
+    """SHA-256 of one file; `on_read(n)` after each block, so that one multi-GB checkpoint shows progress too."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(CHUNK):
             digest.update(chunk)
+            if on_read:
+                on_read(len(chunk))
     return digest.hexdigest()
 
 
@@ -77,12 +80,21 @@ def fingerprint(folder: Path, progress=None) -> dict[str, FileEntry]:
     files = list_files(root)
     total = sum((root / f).stat().st_size for f in files)
     done, entries = 0, {}
+
+    def read(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(min(done, total), total)
+
     for rel in files:
         path = root / rel
-        entries[rel.as_posix()] = FileEntry(sha256=file_sha256(path), size=path.stat().st_size)
-        done += entries[rel.as_posix()].size
+        size = path.stat().st_size
+        before = done
+        entries[rel.as_posix()] = FileEntry(sha256=file_sha256(path, read), size=size)
+        done = before + size  # a file that changed size while read still counts as its listed size
         if progress:
-            progress(done, total)
+            progress(min(done, total), total)
     return entries
 
 

@@ -130,3 +130,19 @@ def test_a_version_whose_import_failed_is_not_verified_but_imported_again(model_
         call_command("import_model", str(model_folder), "--name", "broken")
     with pytest.raises(CommandError, match="never imported completely; fix the folder and import it again"):
         call_command("verify_model", "broken")
+
+
+def test_one_large_checkpoint_reports_progress_while_it_is_read(tmp_path):
+    """A single multi-GB safetensors file is most of a model: progress must move inside it, not jump at its end."""
+    from transcription.weights import CHUNK, fingerprint
+
+    (tmp_path / "config.yaml").write_text("pipeline: {}\n")
+    (tmp_path / "weights.bin").write_bytes(b"\1" * (CHUNK * 4 + 5))
+    seen = []
+    entries = fingerprint(tmp_path, progress=lambda done, total: seen.append((done, total)))
+    total = 13 + CHUNK * 4 + 5
+    assert all(t == total for _, t in seen) and seen[-1][0] == total
+    inside = [d for d, _ in seen if 13 < d < total]
+    assert len(inside) >= 3, "no progress while the large file was being read"
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert entries["weights.bin"].sha256 == hashlib.sha256((tmp_path / "weights.bin").read_bytes()).hexdigest()

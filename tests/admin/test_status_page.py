@@ -97,8 +97,8 @@ def test_old_samples_are_dropped_and_the_chart_says_when_there_are_none(admin_cl
 
 
 def test_a_running_import_is_listed_with_its_progress(admin_client, admin_user, cpu_worker, tmp_path):
-    # A pyannote-style folder with a 24 GB sparse file (no disk used): hashing it takes well over ten
-    # seconds even on an idle machine, long enough to watch (6 GB could finish between two page loads).
+    # A pyannote-style folder with one 24 GB sparse file (no disk used): hashing it takes well over ten
+    # seconds even on an idle machine, and its progress must move while that one file is read.
     (tmp_path / "config.yaml").write_text("pipeline: {}\n")
     with open(tmp_path / "weights.bin", "wb") as fh:
         fh.truncate(24 * 1024**3)
