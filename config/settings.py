@@ -239,9 +239,11 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")  # beat's l
 # Speaker separation reads this much audio at a time, so memory stays bounded on multi-hour recordings;
 # speakers are matched across chunks by their voice embeddings.
 DIARIZATION_CHUNK_S = envint("SCRIBE_DIARIZATION_CHUNK_S", 1800, minimum=30)
-DIARIZATION_DEVICE = envstr("SCRIBE_DIARIZATION_DEVICE", "")
+DIARIZATION_DEVICE = envstr("SCRIBE_DIARIZATION_DEVICE", "")  # empty: the first GPU if any
 # Windows per GPU call for speaker separation's models; 0 keeps the pipeline's config.yaml (32).
-DIARIZATION_BATCH_SIZE = envint("SCRIBE_DIARIZATION_BATCH_SIZE", 0, minimum=0)  # empty: the first GPU if any
+DIARIZATION_BATCH_SIZE = envint("SCRIBE_DIARIZATION_BATCH_SIZE", 0, minimum=0)
+# Chunks separated at once, each by its own copy of the pipeline; more keeps the GPU busier, for more GPU memory.
+DIARIZATION_PARALLEL_CHUNKS = envint("SCRIBE_DIARIZATION_PARALLEL_CHUNKS", 1, minimum=1)
 
 # Uploaded recordings stream to a file beside the media store (never into memory) and are refused past this
 # size; nginx's client_max_body_size is rendered from the same value.

@@ -31,6 +31,49 @@ def test_random_weight_pipeline_separates_a_recording_in_chunks(pyannote_dir, tw
     assert seen[-1] == 1.0 and seen == sorted(seen)
 
 
+def test_chunks_separated_side_by_side_give_the_same_speakers_as_one_at_a_time(pyannote_dir, two_voices):
+    _, pcm, _ = two_voices
+    one = diarize.diarize_pcm(diarize.load_pipeline(pyannote_dir, "cpu"), pcm, chunk_s=7)
+    seen = []
+    two = diarize.diarize_pcm(diarize.load_pipeline(pyannote_dir, "cpu", copies=2), pcm, chunk_s=7, on_progress=seen.append)
+    assert two == one
+    assert seen[-1] == 1.0 and seen == sorted(seen)
+
+
+def test_window_embeddings_equal_pyannotes_own(pyannote_dir):
+    """The network once per window, pooled per speaker, gives pyannote's per-(window, speaker) embeddings,
+    including its rules for overlapped speech, speakers with too little clean speech, and NaN frames."""
+    import torch
+    from pyannote.audio.pipelines.speaker_diarization import SpeakerDiarization
+    from pyannote.core import SlidingWindowFeature
+
+    [pipeline] = diarize.load_pipeline(pyannote_dir, "cpu", batch_size=2)  # 2 windows per call: the last batch is short
+    assert diarize.window_embeddings.applies_to(pipeline)
+    rng = np.random.default_rng(1)
+    audio = {"waveform": torch.from_numpy((rng.standard_normal(16_000 * 35) * 0.1).astype(np.float32))[None],
+             "sample_rate": 16_000, "uri": "noise"}
+    window = pipeline.get_segmentations(audio).sliding_window
+    frames = pipeline._segmentation.model.num_frames(16_000 * 10)
+    data = np.zeros((5, frames, 3), dtype=np.float32)  # 5 windows, the last past the end (zero padded)
+    data[0, :, 0] = 1
+    data[0, frames // 2:, 1] = 1                 # overlaps speaker 0 for its whole turn: falls back to all its frames
+    data[1, :frames // 3, 0] = 1
+    data[1, frames // 3:, 2] = 1
+    data[1, frames // 3 - 5:frames // 3 + 5, 0] = 1  # a short overlap, left out when excluding overlap
+    data[2, :, 1] = 1
+    data[2, :40, :] = np.nan                     # partial stitching
+    data[3, ::2, 2] = 1
+    data[4, :frames // 4, 0] = 1                 # speakers 1 and 2 silent
+    segmentation = SlidingWindowFeature(data, window)
+    for exclude in (True, False):
+        theirs = SpeakerDiarization.get_embeddings(pipeline, audio, segmentation, exclude_overlap=exclude)
+        ours = pipeline.get_embeddings(audio, segmentation, exclude_overlap=exclude)
+        assert ours.shape == theirs.shape == (5, 3, pipeline._embedding.dimension)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5, equal_nan=True)
+        assert np.isfinite(ours[0]).all()
+        assert not np.allclose(ours[0, 0], ours[0, 1]), "the speakers' masks were not applied"
+
+
 def _chunk(labels_embeddings: dict[str, list[float]], seconds: float = 5.0):
     annotation = Annotation()
     for i, label in enumerate(labels_embeddings):

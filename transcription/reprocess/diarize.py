@@ -8,11 +8,14 @@ chunk pyannote's own clustering decides; a speaker split across chunks is merged
 voices agree, and users can merge what is left over on the meeting page.
 """
 import hashlib
+import queue
 from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
 
+from . import window_embeddings
 from .align import Turn
 
 SAMPLE_RATE = 16_000
@@ -36,18 +39,20 @@ def pipeline_version(model_dir: str) -> str:
     return f"{folder.name} {digest.hexdigest()[:12]} (pyannote.audio {pyannote.audio.__version__})"
 
 
-_loaded: dict[tuple, object] = {}  # one pipeline per worker process, like the speech engine
+_loaded: dict[tuple, list] = {}  # one set of pipelines per worker process, like the speech engine
 
 
-def load_pipeline(model_dir: str, device: str | None = None, batch_size: int = 0):
-    """`Pipeline.from_pretrained(<local folder>)`, kept for the next job; layout in DIARIZATION.md.
+def load_pipeline(model_dir: str, device: str | None = None, batch_size: int = 0, copies: int = 1) -> list:
+    """`Pipeline.from_pretrained(<local folder>)` `copies` times, kept for the next job; layout in DIARIZATION.md.
 
     `batch_size` (0: the folder's config.yaml) overrides how many windows the segmentation and embedding
-    models take per GPU call: the released configs say 32, which leaves an H100 mostly idle."""
-    key = (model_dir, device, pipeline_version(model_dir), batch_size)
+    models take per GPU call: the released configs say 32, which leaves an H100 mostly idle. Each copy
+    separates one chunk at a time (see `diarize_pcm`); a copy of the real models takes ~1.6 GiB of GPU memory."""
+    copies = max(1, copies)
+    key = (model_dir, device, pipeline_version(model_dir), batch_size, copies)
     if key not in _loaded:
         _loaded.clear()
-        _loaded[key] = _load(model_dir, device, batch_size)
+        _loaded[key] = [_load(model_dir, device, batch_size) for _ in range(copies)]
     return _loaded[key]
 
 
@@ -62,35 +67,65 @@ def _load(model_dir: str, device: str | None, batch_size: int = 0):
     pipeline.to(torch.device(device))
     if batch_size:
         pipeline.segmentation_batch_size = pipeline.embedding_batch_size = batch_size
+    window_embeddings.install(pipeline)  # same embeddings, the network run once per window
     return pipeline
 
 
-def diarize_pcm(pipeline, pcm: np.ndarray, *, chunk_s: int, on_progress: Callable[[float], None] | None = None) -> list[Turn]:
-    """Speaker turns (without overlaps) for 16 kHz int16 `pcm`, `chunk_s` seconds of audio per call."""
-    import torch
+def diarize_pcm(pipelines, pcm: np.ndarray, *, chunk_s: int, on_progress: Callable[[float], None] | None = None) -> list[Turn]:
+    """Speaker turns (without overlaps) for 16 kHz int16 `pcm`, `chunk_s` seconds of audio per call.
 
+    `pipelines` is one pipeline or several copies: with several, that many chunks are separated at once
+    in threads. Much of pyannote's time per chunk is Python and CPU work between GPU calls (cropping
+    windows, batching, clustering), so chunks side by side keep the GPU busy. Chunks are linked into
+    meeting-wide speakers in their order afterwards, so the result does not depend on the copies.
+    `on_progress` is called on the calling thread only (it may write to the database)."""
+    pipelines = list(pipelines) if isinstance(pipelines, (list, tuple)) else [pipelines]
     chunk = max(1, chunk_s) * SAMPLE_RATE
-    starts = list(range(0, len(pcm), chunk)) or [0]
+    # A last sliver too short to hold speech is left out.
+    starts = [s for s in range(0, len(pcm), chunk) if min(chunk, len(pcm) - s) >= SAMPLE_RATE // 10]
+    done = [0.0] * len(starts)  # each chunk's progress, written by its thread
+    idle: queue.SimpleQueue = queue.SimpleQueue()
+    for pipeline in pipelines:
+        idle.put(pipeline)
+
+    def separate(index: int, start: int):
+        import torch
+
+        pipeline = idle.get()
+        try:
+            piece = np.asarray(pcm[start:start + chunk], dtype=np.float32) / 32768.0  # one chunk as float, never the whole file
+            output = pipeline({"waveform": torch.from_numpy(piece)[None], "sample_rate": SAMPLE_RATE}, hook=_hook(done, index))
+            return output, len(piece)
+        finally:
+            idle.put(pipeline)
+
+    with ThreadPoolExecutor(max_workers=len(pipelines), thread_name_prefix="diarize") as pool:
+        futures = [pool.submit(separate, i, start) for i, start in enumerate(starts)]
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=1.0, return_when=FIRST_EXCEPTION)
+            if any(f.exception() for f in finished):
+                for f in pending:
+                    f.cancel()
+                break
+            if on_progress and starts:
+                on_progress(sum(done) / len(starts))
+        results = [f.result() for f in futures]  # raises the first chunk's error, if any
     linker = SpeakerLinker()
     turns: list[Turn] = []
-    for i, start in enumerate(starts):
-        piece = np.asarray(pcm[start:start + chunk], dtype=np.float32) / 32768.0  # one chunk as float, never the whole file
-        if len(piece) < SAMPLE_RATE // 10:
-            break  # a last sliver too short to hold speech
-        hook = _hook(on_progress, i, len(starts))
-        output = pipeline({"waveform": torch.from_numpy(piece)[None], "sample_rate": SAMPLE_RATE}, hook=hook)
-        turns += linker.add_chunk(output, offset_ms=start * 1000 // SAMPLE_RATE, length_ms=len(piece) * 1000 // SAMPLE_RATE)
+    for start, (output, length) in zip(starts, results):
+        turns += linker.add_chunk(output, offset_ms=start * 1000 // SAMPLE_RATE, length_ms=length * 1000 // SAMPLE_RATE)
     if on_progress:
         on_progress(1.0)
     return turns
 
 
-def _hook(on_progress, index: int, count: int):
+def _hook(done: list[float], index: int):
     def hook(step_name, step_artifact, file=None, total=None, completed=None):
         # pyannote reports segmentation then embeddings; embeddings take most of the time.
-        if on_progress and total and completed is not None:
+        if total and completed is not None and step_name in ("segmentation", "embeddings"):
             within = 0.2 * completed / total if step_name == "segmentation" else 0.2 + 0.8 * completed / total
-            on_progress((index + min(within, 1.0)) / count)
+            done[index] = max(done[index], min(within, 1.0))
 
     return hook
 
