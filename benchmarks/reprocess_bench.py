@@ -56,10 +56,10 @@ def write_recording(path: Path, seconds: int) -> None:
 def decode_stage(wav: Path, out: Path) -> tuple[float, str]:
     t0 = time.perf_counter()
     try:
-        from transcription.reprocess.decode import decode_to_pcm
+        from transcription.reprocess.decode import _pcm16_mono_wav_data, decode_to_pcm
 
         decode_to_pcm(str(wav), str(out))
-        how = "PyAV decode + resample"
+        how = "16 kHz mono WAV: copied" if _pcm16_mono_wav_data(str(wav)) else "PyAV decode + resample"
     except ImportError:  # a bare GPU host without PyAV
         with wave.open(str(wav), "rb") as src, open(out, "wb") as dst:
             while data := src.readframes(1 << 20):

@@ -87,9 +87,25 @@ def test_a_truncated_recording_is_refused(two_voices, tmp_path):
         decode.probe(str(bad))
 
 
-def test_decoding_a_long_recording_holds_only_a_frame_in_memory(tmp_path):
+def write_stereo_wav(path, pcm: np.ndarray, rate: int = SR) -> str:
+    """`pcm` as a 2-channel WAV: not what the copy path takes, so PyAV decodes and resamples it."""
+    import wave
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.repeat(pcm, 2).tobytes())
+    return str(path)
+
+
+@pytest.mark.parametrize("layout", ["16 kHz mono (copied)", "stereo (decoded)"])
+def test_decoding_a_long_recording_holds_only_a_frame_in_memory(tmp_path, layout):
     ten_minutes = (np.sin(np.arange(SR * 600) / 7.0) * 8000).astype(np.int16)  # 19 MB as PCM16
-    path = write_wav(tmp_path / "long.wav", ten_minutes)
+    if layout.startswith("stereo"):
+        path = write_stereo_wav(tmp_path / "long.wav", ten_minutes)
+    else:
+        path = write_wav(tmp_path / "long.wav", ten_minutes)
     del ten_minutes
     seen = []
     tracemalloc.start()
@@ -99,3 +115,42 @@ def test_decoding_a_long_recording_holds_only_a_frame_in_memory(tmp_path):
     assert samples == SR * 600
     assert peak < 4 * 1024 * 1024, peak
     assert seen[-1] == pytest.approx(1.0) and seen == sorted(seen)
+
+
+def test_a_stereo_wav_is_mixed_down_to_the_same_speech(two_voices, tmp_path):
+    _, pcm, _ = two_voices
+    path = write_stereo_wav(tmp_path / "stereo.wav", pcm)
+    assert decode.decode_to_pcm(path, str(tmp_path / "out.pcm")) == len(pcm)
+    assert np.abs(decode.open_pcm(str(tmp_path / "out.pcm")).astype(np.int32) - pcm).max() <= 1
+
+
+def test_a_live_recording_cut_off_by_a_crash_keeps_its_last_second(tmp_path):
+    """The live recorder rewrites the WAV header once a second: after a crash the header lags the data."""
+    from transcription.live.recorder import WavAppender
+
+    pcm = (np.sin(np.arange(int(SR * 2.5)) / 5.0) * 9000).astype(np.int16)
+    recorder = WavAppender(tmp_path / "live.wav")
+    for start in range(0, len(pcm), 1280):  # 80 ms frames, as the host sends them
+        recorder.append(pcm[start:start + 1280].tobytes())
+    recorder._fh.flush()  # the process dies here: no close, the header still says 2 s
+    assert decode.decode_to_pcm(str(tmp_path / "live.wav"), str(tmp_path / "out.pcm")) == len(pcm)
+    assert np.array_equal(decode.open_pcm(str(tmp_path / "out.pcm")), pcm)
+
+
+def test_wav_chunks_around_the_samples_and_a_streaming_header_are_handled(tmp_path):
+    import struct
+
+    pcm = (np.arange(SR) % 2000 - 1000).astype(np.int16)
+    fmt = b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, SR, SR * 2, 2, 16)
+    info = b"LIST" + struct.pack("<I", 5) + b"INFOx" + b"\0"  # odd length: padded to even
+    data = pcm.tobytes()
+    tail = b"LIST" + struct.pack("<I", 4) + b"INFO"
+    with_chunks = tmp_path / "chunks.wav"
+    body = b"WAVE" + fmt + info + b"data" + struct.pack("<I", len(data)) + data + tail
+    with_chunks.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    assert decode.decode_to_pcm(str(with_chunks), str(tmp_path / "a.pcm")) == SR
+    assert np.array_equal(decode.open_pcm(str(tmp_path / "a.pcm")), pcm)
+    streaming = tmp_path / "streaming.wav"  # sizes unknown when the header was written
+    streaming.write_bytes(b"RIFF" + b"\xff" * 4 + b"WAVE" + fmt + b"data" + b"\xff" * 4 + data)
+    assert decode.decode_to_pcm(str(streaming), str(tmp_path / "b.pcm")) == SR
+    assert np.array_equal(decode.open_pcm(str(tmp_path / "b.pcm")), pcm)
