@@ -7,6 +7,7 @@ Accuracy of the alignment itself is tested with a reference diarization in test_
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 from pyannote.core import Annotation, Segment
 
 from transcription.reprocess import diarize
@@ -38,6 +39,40 @@ def test_chunks_separated_side_by_side_give_the_same_speakers_as_one_at_a_time(p
     two = diarize.diarize_pcm(diarize.load_pipeline(pyannote_dir, "cpu", copies=2), pcm, chunk_s=7, on_progress=seen.append)
     assert two == one
     assert seen[-1] == 1.0 and seen == sorted(seen)
+
+
+class Counted:
+    """A pipeline that counts the chunks it is given, and can fail on one of them."""
+
+    def __init__(self, pipeline, fail_on: int | None = None):
+        self.pipeline, self.fail_on, self.calls = pipeline, fail_on, 0
+
+    def __call__(self, audio, hook=None):
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise ValueError("this chunk is broken")
+        return self.pipeline(audio, hook=hook)
+
+
+def test_a_cancelled_job_stops_separating_without_running_every_chunk(pyannote_dir):
+    [pipeline] = diarize.load_pipeline(pyannote_dir, "cpu")
+    counted = Counted(pipeline)
+    pcm = (np.random.default_rng(2).standard_normal(16_000 * 60) * 3000).astype(np.int16)  # 20 chunks of 3 s
+
+    def cancel(fraction):
+        raise RuntimeError("cancelled")
+
+    with pytest.raises(RuntimeError, match="cancelled"):
+        diarize.diarize_pcm([counted], pcm, chunk_s=3, on_progress=cancel)
+    assert counted.calls < 20
+
+
+def test_a_failing_chunk_reports_its_own_error(pyannote_dir):
+    pipelines = diarize.load_pipeline(pyannote_dir, "cpu", copies=2)
+    counted = [Counted(pipelines[0], fail_on=2), Counted(pipelines[1])]
+    pcm = (np.random.default_rng(3).standard_normal(16_000 * 30) * 3000).astype(np.int16)
+    with pytest.raises(ValueError, match="this chunk is broken"):
+        diarize.diarize_pcm(counted, pcm, chunk_s=3)
 
 
 def test_window_embeddings_equal_pyannotes_own(pyannote_dir):

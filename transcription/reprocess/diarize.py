@@ -9,6 +9,7 @@ voices agree, and users can merge what is left over on the meeting page.
 """
 import hashlib
 import queue
+import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -84,6 +85,7 @@ def diarize_pcm(pipelines, pcm: np.ndarray, *, chunk_s: int, on_progress: Callab
     # A last sliver too short to hold speech is left out.
     starts = [s for s in range(0, len(pcm), chunk) if min(chunk, len(pcm) - s) >= SAMPLE_RATE // 10]
     done = [0.0] * len(starts)  # each chunk's progress, written by its thread
+    stop = threading.Event()
     idle: queue.SimpleQueue = queue.SimpleQueue()
     for pipeline in pipelines:
         idle.put(pipeline)
@@ -94,23 +96,31 @@ def diarize_pcm(pipelines, pcm: np.ndarray, *, chunk_s: int, on_progress: Callab
         pipeline = idle.get()
         try:
             piece = np.asarray(pcm[start:start + chunk], dtype=np.float32) / 32768.0  # one chunk as float, never the whole file
-            output = pipeline({"waveform": torch.from_numpy(piece)[None], "sample_rate": SAMPLE_RATE}, hook=_hook(done, index))
+            output = pipeline({"waveform": torch.from_numpy(piece)[None], "sample_rate": SAMPLE_RATE}, hook=_hook(done, index, stop))
             return output, len(piece)
         finally:
             idle.put(pipeline)
 
     with ThreadPoolExecutor(max_workers=len(pipelines), thread_name_prefix="diarize") as pool:
         futures = [pool.submit(separate, i, start) for i, start in enumerate(starts)]
-        pending = set(futures)
-        while pending:
-            finished, pending = wait(pending, timeout=1.0, return_when=FIRST_EXCEPTION)
-            if any(f.exception() for f in finished):
-                for f in pending:
-                    f.cancel()
-                break
-            if on_progress and starts:
-                on_progress(sum(done) / len(starts))
-        results = [f.result() for f in futures]  # raises the first chunk's error, if any
+        try:
+            pending = set(futures)
+            while pending:
+                finished, pending = wait(pending, timeout=1.0, return_when=FIRST_EXCEPTION)
+                if any(f.exception() for f in finished):
+                    break
+                if on_progress and starts:
+                    on_progress(sum(done) / len(starts))  # may raise: the job was cancelled
+        finally:
+            # On an error or a cancellation, chunks not started never start and running ones stop at
+            # their next progress report, so the worker is free in seconds, not after every chunk.
+            stop.set()
+            for f in futures:
+                f.cancel()
+    errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
+    if real := [e for e in errors if not isinstance(e, _Stopped)]:
+        raise real[0]  # the chunk that failed, not one stopped because of it
+    results = [f.result() for f in futures]
     linker = SpeakerLinker()
     turns: list[Turn] = []
     for start, (output, length) in zip(starts, results):
@@ -120,8 +130,14 @@ def diarize_pcm(pipelines, pcm: np.ndarray, *, chunk_s: int, on_progress: Callab
     return turns
 
 
-def _hook(done: list[float], index: int):
+class _Stopped(Exception):
+    """Another chunk failed or the job was cancelled: this chunk's work is no longer wanted."""
+
+
+def _hook(done: list[float], index: int, stop: threading.Event):
     def hook(step_name, step_artifact, file=None, total=None, completed=None):
+        if stop.is_set():
+            raise _Stopped()
         # pyannote reports segmentation then embeddings; embeddings take most of the time.
         if total and completed is not None and step_name in ("segmentation", "embeddings"):
             within = 0.2 * completed / total if step_name == "segmentation" else 0.2 + 0.8 * completed / total
