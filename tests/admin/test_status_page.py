@@ -28,6 +28,10 @@ def cpu_worker(tmp_path_factory, django_db_blocker):
 def engine_with_a_stream(settings, tiny_model_dir):
     settings.ASR_MODEL_DIR, settings.ASR_DEVICE, settings.ASR_MAX_STREAMS = str(tiny_model_dir), "cpu", 2
     engine_host.reset()
+    # Reports of worker processes that earlier tests stopped live on for ENGINE_TTL_S: this engine is the only one.
+    client = redis_client()
+    for name in client.scan_iter(match=key("engine", "*")):
+        client.delete(name)
     engine = engine_host.get_engine()
     stream = engine.open_stream(480)
     stream.push((np.random.default_rng(0).standard_normal(16000) * 3000).astype(np.int16))
