@@ -99,10 +99,10 @@ def transcription_stage(pcm, args, log) -> tuple[float, list, dict]:
 
 def diarization_stage(pcm, args, log) -> tuple[float, list, dict]:
     from tests.reprocess.pyannote_models import build_pyannote_dir
-    from transcription.reprocess.diarize import diarize_pcm, load_pipeline
+    from transcription.reprocess.diarize import diarize_pcm, load_pipelines
 
     folder = build_pyannote_dir(Path(tempfile.mkdtemp()) / "pyannote", segmentation_step=args.segmentation_step)
-    pipeline = load_pipeline(str(folder), DEV, batch_size=args.diarization_batch, copies=args.diarization_copies)
+    pipelines = load_pipelines(str(folder), DEV, batch_size=args.diarization_batch, copies=args.diarization_copies)
     profiler = None
     if args.profile:
         import cProfile
@@ -110,7 +110,7 @@ def diarization_stage(pcm, args, log) -> tuple[float, list, dict]:
         profiler = cProfile.Profile()
         profiler.enable()
     t0 = time.perf_counter()
-    turns = diarize_pcm(pipeline, pcm, chunk_s=args.chunk_s, on_progress=lambda f: log(f"  diarization {f:.0%} {time.perf_counter() - t0:.0f}s"))
+    turns = diarize_pcm(pipelines, pcm, chunk_s=args.chunk_s, on_progress=lambda f: log(f"  diarization {f:.0%} {time.perf_counter() - t0:.0f}s"))
     sync()
     seconds = time.perf_counter() - t0
     if profiler:

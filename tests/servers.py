@@ -32,7 +32,7 @@ def child_env(**extra) -> dict:
     return env
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+def wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -45,7 +45,7 @@ def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float 
     raise RuntimeError(f"server did not listen on {port} within {timeout}s:\n{log.read_text()[-4000:]}")
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop_process(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=10)
@@ -65,10 +65,10 @@ def daphne_server(log_dir: Path, **env):
             cwd=REPO, env=child_env(**env), stdout=out, stderr=subprocess.STDOUT,
         )
     try:
-        _wait_for_port(port, proc, log)
+        wait_for_port(port, proc, log)
         yield f"http://127.0.0.1:{port}"
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @contextmanager
@@ -93,7 +93,7 @@ def celery_worker(log_dir: Path, *, queues: str = "cpu,gpu", name: str = "test",
             time.sleep(0.3)
         yield proc
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @contextmanager
@@ -111,4 +111,4 @@ def caption_worker(log_dir: Path, *, name: str = "captions", **env):
             time.sleep(0.3)
         yield proc
     finally:
-        _stop(proc)
+        stop_process(proc)

@@ -92,9 +92,10 @@ def fingerprint(folder: Path, progress=None) -> dict[str, FileEntry]:
         size = path.stat().st_size
         before = done
         entries[rel.as_posix()] = FileEntry(sha256=file_sha256(path, read), size=size)
-        done = before + size  # a file that changed size while read still counts as its listed size
-        if progress:
-            progress(min(done, total), total)
+        if done != before + size:  # a file that changed size while read still counts as its listed size
+            done = before + size
+            if progress:
+                progress(min(done, total), total)
     return entries
 
 

@@ -12,7 +12,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.servers import REPO, free_port
+from tests.servers import REPO, free_port, stop_process, wait_for_port
 
 DEPLOY = REPO / "deploy"
 
@@ -108,28 +107,6 @@ def unit_command(unit: str, *, venv: Path, port: int | None = None) -> list[str]
     return args
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"nothing listened on {port} within {timeout}s:\n{log.read_text()[-4000:]}")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 @contextmanager
 def running(site: Site):
     """Daphne from the offline venv (as scribe-web.service runs it) and nginx with the rendered site."""
@@ -163,12 +140,12 @@ http {{
         nginx = subprocess.Popen([shutil.which("nginx"), "-p", str(nginx_dir), "-c", str(nginx_dir / "nginx.conf"),
                                   "-e", str(nginx_dir / "error.log")], stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait_for_port(site.daphne_port, daphne, daphne_log)
-        _wait_for_port(site.https_port, nginx, nginx_dir / "error.log")
+        wait_for_port(site.daphne_port, daphne, daphne_log)
+        wait_for_port(site.https_port, nginx, nginx_dir / "error.log")
         yield site
     finally:
-        _stop(nginx)
-        _stop(daphne)
+        stop_process(nginx)
+        stop_process(daphne)
 
 
 class Browser:

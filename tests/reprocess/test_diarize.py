@@ -21,9 +21,9 @@ def test_an_installed_folder_is_recognised_and_versioned(pyannote_dir, tmp_path)
 
 def test_random_weight_pipeline_separates_a_recording_in_chunks(pyannote_dir, two_voices):
     _, pcm, _ = two_voices
-    pipeline = diarize.load_pipeline(pyannote_dir, "cpu")
+    pipelines = diarize.load_pipelines(pyannote_dir, "cpu")
     seen = []
-    turns = diarize.diarize_pcm(pipeline, pcm, chunk_s=7, on_progress=seen.append)  # two chunks
+    turns = diarize.diarize_pcm(pipelines, pcm, chunk_s=7, on_progress=seen.append)  # two chunks
     duration_ms = len(pcm) * 1000 // 16_000
     assert turns, "the random pipeline found no speech at all"
     assert all(0 <= t.start_ms < t.end_ms <= duration_ms + 10 for t in turns)
@@ -34,9 +34,9 @@ def test_random_weight_pipeline_separates_a_recording_in_chunks(pyannote_dir, tw
 
 def test_chunks_separated_side_by_side_give_the_same_speakers_as_one_at_a_time(pyannote_dir, two_voices):
     _, pcm, _ = two_voices
-    one = diarize.diarize_pcm(diarize.load_pipeline(pyannote_dir, "cpu"), pcm, chunk_s=7)
+    one = diarize.diarize_pcm(diarize.load_pipelines(pyannote_dir, "cpu"), pcm, chunk_s=7)
     seen = []
-    two = diarize.diarize_pcm(diarize.load_pipeline(pyannote_dir, "cpu", copies=2), pcm, chunk_s=7, on_progress=seen.append)
+    two = diarize.diarize_pcm(diarize.load_pipelines(pyannote_dir, "cpu", copies=2), pcm, chunk_s=7, on_progress=seen.append)
     assert two == one
     assert seen[-1] == 1.0 and seen == sorted(seen)
 
@@ -55,7 +55,7 @@ class Counted:
 
 
 def test_a_cancelled_job_stops_separating_without_running_every_chunk(pyannote_dir):
-    [pipeline] = diarize.load_pipeline(pyannote_dir, "cpu")
+    [pipeline] = diarize.load_pipelines(pyannote_dir, "cpu")
     counted = Counted(pipeline)
     pcm = (np.random.default_rng(2).standard_normal(16_000 * 60) * 3000).astype(np.int16)  # 20 chunks of 3 s
 
@@ -68,7 +68,7 @@ def test_a_cancelled_job_stops_separating_without_running_every_chunk(pyannote_d
 
 
 def test_a_failing_chunk_reports_its_own_error(pyannote_dir):
-    pipelines = diarize.load_pipeline(pyannote_dir, "cpu", copies=2)
+    pipelines = diarize.load_pipelines(pyannote_dir, "cpu", copies=2)
     counted = [Counted(pipelines[0], fail_on=2), Counted(pipelines[1])]
     pcm = (np.random.default_rng(3).standard_normal(16_000 * 30) * 3000).astype(np.int16)
     with pytest.raises(ValueError, match="this chunk is broken"):
@@ -82,7 +82,7 @@ def test_window_embeddings_equal_pyannotes_own(pyannote_dir):
     from pyannote.audio.pipelines.speaker_diarization import SpeakerDiarization
     from pyannote.core import SlidingWindowFeature
 
-    [pipeline] = diarize.load_pipeline(pyannote_dir, "cpu", batch_size=2)  # 2 windows per call: the last batch is short
+    [pipeline] = diarize.load_pipelines(pyannote_dir, "cpu", batch_size=2)  # 2 windows per call: the last batch is short
     assert diarize.window_embeddings.applies_to(pipeline)
     rng = np.random.default_rng(1)
     audio = {"waveform": torch.from_numpy((rng.standard_normal(16_000 * 35) * 0.1).astype(np.float32))[None],

@@ -43,12 +43,13 @@ def pipeline_version(model_dir: str) -> str:
 _loaded: dict[tuple, list] = {}  # one set of pipelines per worker process, like the speech engine
 
 
-def load_pipeline(model_dir: str, device: str | None = None, batch_size: int = 0, copies: int = 1) -> list:
+def load_pipelines(model_dir: str, device: str | None = None, batch_size: int = 0, copies: int = 1) -> list:
     """`Pipeline.from_pretrained(<local folder>)` `copies` times, kept for the next job; layout in DIARIZATION.md.
 
     `batch_size` (0: the folder's config.yaml) overrides how many windows the segmentation and embedding
     models take per GPU call: the released configs say 32, which leaves an H100 mostly idle. Each copy
-    separates one chunk at a time (see `diarize_pcm`); a copy of the real models takes ~1.6 GiB of GPU memory."""
+    separates one chunk at a time (see `diarize_pcm`); a copy of the real models takes ~1.6 GiB of GPU memory
+    at batch 32 and ~13 GiB at batch 256."""
     copies = max(1, copies)
     key = (model_dir, device, pipeline_version(model_dir), batch_size, copies)
     if key not in _loaded:
@@ -75,12 +76,13 @@ def _load(model_dir: str, device: str | None, batch_size: int = 0):
 def diarize_pcm(pipelines, pcm: np.ndarray, *, chunk_s: int, on_progress: Callable[[float], None] | None = None) -> list[Turn]:
     """Speaker turns (without overlaps) for 16 kHz int16 `pcm`, `chunk_s` seconds of audio per call.
 
-    `pipelines` is one pipeline or several copies: with several, that many chunks are separated at once
-    in threads. Much of pyannote's time per chunk is Python and CPU work between GPU calls (cropping
-    windows, batching, clustering), so chunks side by side keep the GPU busy. Chunks are linked into
+    `pipelines` are copies of one pipeline (`load_pipelines`): that many chunks are separated at once, in
+    threads, so one chunk's GPU calls overlap another's Python and CPU work (clustering, reconstruction);
+    pyannote's Python holds the interpreter lock, so the gain is modest (3 h on an H100: 31 s with one
+    copy, 26 s with three). Chunks are linked into
     meeting-wide speakers in their order afterwards, so the result does not depend on the copies.
     `on_progress` is called on the calling thread only (it may write to the database)."""
-    pipelines = list(pipelines) if isinstance(pipelines, (list, tuple)) else [pipelines]
+    pipelines = list(pipelines)
     chunk = max(1, chunk_s) * SAMPLE_RATE
     # A last sliver too short to hold speech is left out.
     starts = [s for s in range(0, len(pcm), chunk) if min(chunk, len(pcm) - s) >= SAMPLE_RATE // 10]

@@ -216,8 +216,8 @@ def stage_diarize(job: ReprocessJob, progress: Callable[[float], None]) -> None:
         _write_atomic(out, "")
         _set(job, diarization_version="")
         return
-    pipelines = diarize.load_pipeline(model_dir, settings.DIARIZATION_DEVICE or None, settings.DIARIZATION_BATCH_SIZE,
-                                      copies=settings.DIARIZATION_PARALLEL_CHUNKS)
+    pipelines = diarize.load_pipelines(model_dir, settings.DIARIZATION_DEVICE or None, settings.DIARIZATION_BATCH_SIZE,
+                                       copies=settings.DIARIZATION_PARALLEL_CHUNKS)
     pcm = decode.open_pcm(str(work_path(job, PCM_FILE)))
     turns = diarize.diarize_pcm(pipelines, pcm, chunk_s=settings.DIARIZATION_CHUNK_S, on_progress=progress)
     _write_atomic(out, write_rttm(turns))
