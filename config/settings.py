@@ -248,6 +248,16 @@ DIARIZATION_PARALLEL_CHUNKS = envint("SCRIBE_DIARIZATION_PARALLEL_CHUNKS", 1, mi
 # Uploaded recordings stream to a file beside the media store (never into memory) and are refused past this
 # size; nginx's client_max_body_size is rendered from the same value.
 RECORDING_UPLOAD_MAX_MB = envint("SCRIBE_RECORDING_UPLOAD_MAX_MB", 8192, minimum=1)
+# Every request body is bounded before it is stored (config/request_limits.py): recordings arrive in pieces
+# of at most this size on the upload routes; any other request may carry at most REQUEST_BODY_MAX_BYTES.
+UPLOAD_PIECE_MAX_BYTES = envint("SCRIBE_UPLOAD_PIECE_MB", 8, minimum=1, maximum=256) * 1024 * 1024
+REQUEST_BODY_MAX_BYTES = envint("SCRIBE_REQUEST_BODY_MAX_KB", 1024, minimum=64) * 1024
+# Resumable uploads left unfinished this long are removed by the beat task (transcription.tasks).
+UPLOAD_ABANDONED_HOURS = envint("SCRIBE_UPLOAD_ABANDONED_HOURS", 24, minimum=1)
+# Limits before work: a recording longer than this is refused from its container's header and stopped
+# while decoding; each person may have this many recordings waiting or being transcribed at once.
+RECORDING_MAX_HOURS = envint("SCRIBE_RECORDING_MAX_HOURS", 12, minimum=1)
+REPROCESS_MAX_QUEUED_PER_USER = envint("SCRIBE_REPROCESS_MAX_QUEUED_PER_USER", 3, minimum=1)
 
 LOGGING = {
     "version": 1,

@@ -88,6 +88,7 @@ def meeting_detail(request, meeting, role):
         "job": meeting.reprocess_jobs.first(),
         "diarization_installed": bool(settings.DIARIZATION_DIR) and os.path.isfile(os.path.join(settings.DIARIZATION_DIR, "config.yaml")),
         "upload_max_mb": settings.RECORDING_UPLOAD_MAX_MB,
+        "upload_piece_bytes": settings.UPLOAD_PIECE_MAX_BYTES,
         "sharings": meeting.sharings.select_related("user", "group") if role == OWNER else [],
         "share_form": ShareForm(),
         "settings_form": MeetingForm(instance=meeting),
