@@ -133,6 +133,7 @@ def _rest(sock) -> bytes:
 
 
 def _complete(data: bytes) -> bool:
+    data = re.sub(rb"^HTTP/1\.1 100 Continue\r\n\r\n", b"", data)
     head, _, body = data.partition(b"\r\n\r\n")
     match = re.search(rb"(?i)content-length:\s*(\d+)", head)
     return match is not None and len(body) >= int(match.group(1))
