@@ -36,7 +36,7 @@ def site(django_db_setup, django_db_blocker, tmp_path_factory, server_tmp, model
     logs = tmp_path_factory.mktemp("security-logs")
     env = {
         "TMPDIR": server_tmp, "SCRIBE_ASR_MODEL_DIR": "", "SCRIBE_AXES_FAILURE_LIMIT": FAILURE_LIMIT,
-        "SCRIBE_MODEL_ROOTS": model_root, "SCRIBE_LIVE_RECHECK_SECONDS": 1,
+        "SCRIBE_MODEL_ROOTS": model_root,
         "SCRIBE_UPLOAD_PIECE_MB": 1, "SCRIBE_REQUEST_BODY_MAX_KB": 256,
     }
     with daphne_server(logs, **env) as url:
