@@ -75,7 +75,7 @@ class Visitor:
     def post(self, path: str, fields: dict, *, headers: dict | None = None):
         if not self.cookie("csrftoken"):
             self.request("/accounts/login/")
-        body = urllib.parse.urlencode({**fields, "csrfmiddlewaretoken": self.cookie("csrftoken")}).encode()
+        body = urllib.parse.urlencode({**fields, "csrfmiddlewaretoken": self.cookie("csrftoken")}, doseq=True).encode()
         return self.request(path, data=body, headers={"Content-Type": "application/x-www-form-urlencoded",
                                                      "X-CSRFToken": self.cookie("csrftoken"), **(headers or {})})
 

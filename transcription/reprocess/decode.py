@@ -76,7 +76,8 @@ class RecordingTooLong(RecordingUnreadable):
 
 
 def too_long_message(max_hours: int) -> str:
-    return (f"This recording is longer than the {max_hours} hours this site transcribes. "
+    hours = "1 hour" if max_hours == 1 else f"{max_hours} hours"
+    return (f"This recording is longer than the {hours} this site transcribes. "
             "Split it into shorter parts, or ask an administrator to raise the limit.")
 
 
