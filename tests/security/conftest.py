@@ -38,6 +38,7 @@ def site(django_db_setup, django_db_blocker, tmp_path_factory, server_tmp, model
         "TMPDIR": server_tmp, "SCRIBE_ASR_MODEL_DIR": "", "SCRIBE_AXES_FAILURE_LIMIT": FAILURE_LIMIT,
         "SCRIBE_MODEL_ROOTS": model_root,
         "SCRIBE_UPLOAD_PIECE_MB": 1, "SCRIBE_REQUEST_BODY_MAX_KB": 256,
+        "SCRIBE_RECORDING_MAX_HOURS": 1, "SCRIBE_REPROCESS_MAX_QUEUED_PER_USER": 2,
     }
     with daphne_server(logs, **env) as url:
         yield url
@@ -87,6 +88,20 @@ class Visitor:
 @pytest.fixture
 def visitor(site):
     return lambda: Visitor(site)
+
+
+def upload(person: Visitor, meeting_id: int, data: bytes, *, name: str = "recording.flac", piece: int = 1024 * 1024):
+    """Send a recording the way the meeting page does (start, pieces, finish); the finish answer."""
+    status, _, body = person.post(f"/meetings/{meeting_id}/recordings/uploads", {"size": len(data), "name": name})
+    assert status == 201, body
+    token = json.loads(body)["token"]
+    url = f"/meetings/{meeting_id}/recordings/uploads/{token}"
+    for offset in range(0, len(data), piece):
+        status, _, body = person.request(url, data=data[offset:offset + piece], headers={
+            "X-Upload-Offset": str(offset), "X-CSRFToken": person.cookie("csrftoken"), "Content-Type": "application/octet-stream"})
+        assert status == 200, body
+    status, _, body = person.request(url + "/finish", data=b"", headers={"X-CSRFToken": person.cookie("csrftoken")})
+    return status, json.loads(body)
 
 
 def raw_request(base: str, head: str, body_chunks=(), *, timeout: float = 20) -> tuple[int, bytes, int]:
