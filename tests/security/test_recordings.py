@@ -50,11 +50,13 @@ def test_a_small_file_holding_more_than_the_longest_recording_is_refused_before_
     subprocess.run(["sox", "-D", "-n", "-r", "4000", "-c", "1", "-b", "16", str(flac), "trim", "0", "3960"], check=True)
     assert flac.stat().st_size < 1024 * 1024
     meeting = meeting_create(owner=alice, title="Ward round")
+    upload_dir().mkdir(parents=True, exist_ok=True)
+    before = set(upload_dir().iterdir())
     status, answer = upload(signed_in, meeting.pk, flac.read_bytes())
     assert status == 400
     assert answer["error"].startswith("This recording is longer than the 1 hour this site transcribes.")
     assert not ReprocessJob.objects.exists() and not Recording.objects.exists()
-    assert not [p for p in upload_dir().iterdir() if p.is_file()]  # nothing left behind
+    assert set(upload_dir().iterdir()) == before  # nothing left behind
 
 
 def test_decoding_stops_at_the_limit_whatever_the_header_said(tmp_path):
