@@ -50,3 +50,15 @@ def test_a_recording_piece_passes_nginx_on_the_upload_route_only(proxied):
     assert status == 413 and headers["Server"] == "nginx"
     status, headers, _ = Browser(front).request("/meetings/1/recordings/uploads/" + "0" * 32, data=piece * 2)
     assert status == 413 and headers["Server"] == "nginx"
+
+
+def test_the_audit_trail_records_the_address_nginx_saw_not_one_the_client_claims(proxied, transactional_db):
+    from meetings.models import AuditEvent
+
+    front, _ = proxied
+    browser = Browser(front)
+    browser.request("/accounts/login/")
+    status, _, _ = browser.request("/accounts/login/", data=f"username=alice&password=wrong&csrfmiddlewaretoken={browser.cookie('csrftoken')}".encode(),
+                                   headers={"Content-Type": "application/x-www-form-urlencoded", "X-Real-IP": "203.0.113.9"})
+    assert status == 200
+    assert AuditEvent.objects.get(action=AuditEvent.Action.LOGIN_FAILED).ip_address == "127.0.0.1"
