@@ -13,6 +13,7 @@ of disk before any Python of ours ran. This guard hooks the three points where T
 Installed by config/asgi.py; a no-op under any other server (which streams bodies to
 `RequestLimits` instead).
 """
+import json
 import logging
 import tempfile
 
@@ -26,7 +27,7 @@ LINGER_S = 2.0  # keep reading (and dropping) a refused body this long, so the c
 
 
 def _response(status: int, reason: str, message: str) -> bytes:
-    body = ('{"error": "%s"}' % message.replace('"', "'")).encode()
+    body = json.dumps({"error": message}).encode()
     head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
             "Cache-Control: no-store\r\nConnection: close\r\n\r\n")
     return head.encode() + body

@@ -59,6 +59,7 @@ def declared_length(headers) -> int | None:
 
 def upload_refusal(cookie_header: str, meeting_id: int, *, client: str | None = None, path: str = "") -> tuple[int, str] | None:
     """None when the session's user may edit the meeting, else (status, message). Synchronous (database)."""
+    # Imported here: config/ sits below the apps and imports none of them when it is loaded.
     from django.contrib.auth import get_user
 
     from meetings.access import EDIT, MeetingAccessDenied, get_meeting_for_user
