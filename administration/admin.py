@@ -47,3 +47,28 @@ admin.site.register(Group, AuditedGroupAdmin)
 admin.site.site_header = "Scribe administration"
 admin.site.site_title = "Scribe"
 admin.site.index_title = "Users and groups"
+
+
+# Sign-in lockouts (django-axes): an administrator lifts one by deleting its access attempt here;
+# the lift goes to the audit trail with who did it.
+from axes.admin import AccessAttemptAdmin  # noqa: E402
+from axes.models import AccessAttempt  # noqa: E402
+
+
+class AuditedAccessAttemptAdmin(AccessAttemptAdmin):
+    def _audit_lift(self, request, attempt):
+        audit(request, AuditEvent.Action.LOCKOUT_LIFTED, detail={"username": attempt.username or "", "ip_address": attempt.ip_address or ""})
+
+    def delete_model(self, request, obj):
+        self._audit_lift(request, obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for attempt in queryset:
+            self._audit_lift(request, attempt)
+        super().delete_queryset(request, queryset)
+
+
+if admin.site.is_registered(AccessAttempt):
+    admin.site.unregister(AccessAttempt)
+admin.site.register(AccessAttempt, AuditedAccessAttemptAdmin)

@@ -7,9 +7,11 @@ that a changed disk cannot change with it. Only a verified model can be activate
 allows one active model per kind. Speech engines pick up a newly active model by themselves
 (transcription/engine_host.py).
 """
+import os
 import time
 from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -38,6 +40,20 @@ def _free_name(base: str) -> str:
     return name
 
 
+def folder_under_model_roots(folder: Path) -> Path:
+    """`folder` with links and `..` resolved, if that lies under one of settings.MODEL_IMPORT_ROOTS.
+
+    Anything else gets one message, whether or not it exists, so the form cannot be used to probe
+    the server's disks; a link inside a root that points elsewhere is outside too.
+    """
+    resolved = Path(os.path.realpath(folder))
+    roots = [Path(os.path.realpath(root)) for root in settings.MODEL_IMPORT_ROOTS]
+    if not any(resolved == root or root in resolved.parents for root in roots):
+        raise RegistryError("Model folders can only be imported from the site's model folders ("
+                            + ", ".join(map(str, settings.MODEL_IMPORT_ROOTS)) + "). Copy the folder there first.")
+    return resolved
+
+
 def model_version_register(*, path: str, kind: str | None = None, name: str = "", by=None) -> ModelVersion:
     """Check that `path` is a model folder of `kind` and add it to the registry, not yet read (fast).
 
@@ -47,6 +63,7 @@ def model_version_register(*, path: str, kind: str | None = None, name: str = ""
     folder = Path(path).expanduser()
     if not folder.is_absolute():
         raise RegistryError(f"Give the full path of the model folder (starting with /), not {path!r}.")
+    folder = folder_under_model_roots(folder)
     if not folder.is_dir():
         raise RegistryError(f"There is no folder at {folder}, or this service cannot read it.")
     try:

@@ -25,3 +25,22 @@ class ContentSecurityPolicyMiddleware:
         response = self.get_response(request)
         response.setdefault("Content-Security-Policy", POLICY)
         return response
+
+
+class NoStoreMiddleware:
+    """`Cache-Control: private, no-store` on every page Django renders.
+
+    Meeting titles, transcripts, search hits and captions appear on most pages (the list, a meeting,
+    search, the live pages, their JSON); a shared workstation's browser cache or a proxy must keep none
+    of them. Static files are answered by WhiteNoise before this runs and stay cacheable. A view that
+    sets its own Cache-Control (exports, audio) keeps it.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if "Cache-Control" not in response:
+            response["Cache-Control"] = "private, no-store"
+        return response

@@ -1,6 +1,7 @@
 """Settings for one Scribe site. Every value can be set from the environment (see deploy/scribe.env.example)."""
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from celery.schedules import crontab
@@ -58,6 +59,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "channels",
+    "axes",
     "meetings",
     "transcription",
     "administration",
@@ -76,6 +78,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Pages that show meeting content must not stay in a browser's or proxy's cache.
+    "config.middleware.NoStoreMiddleware",
+    # Last, as django-axes requires: answers a locked-out sign-in with the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -166,6 +172,17 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Sign-in throttling (django-axes): an account, or a client address, is locked out after this many
+# failures in a row, for AXES_COOLOFF_MINUTES or until an administrator lifts it (Django admin,
+# "Access attempts", or `manage.py axes_reset_username NAME`). Both the site's and the admin's sign-in.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("SCRIBE_AXES_FAILURE_LIMIT", 5, minimum=1)
+_axes_cooloff = envint("SCRIBE_AXES_COOLOFF_MINUTES", 30, minimum=0)  # 0: until an administrator lifts it
+AXES_COOLOFF_TIME = timedelta(minutes=_axes_cooloff) if _axes_cooloff else None
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: one account from anywhere, or one address
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "meetings:list"
 LOGOUT_REDIRECT_URL = "login"
@@ -232,9 +249,13 @@ CELERY_BEAT_SCHEDULE = {
     "status-sample": {"task": "administration.tasks.record_status_sample", "schedule": float(STATUS_SAMPLE_EVERY_S)},
     "retention": {"task": "administration.tasks.apply_retention", "schedule": crontab(hour=RETENTION_HOUR, minute=15)},
     "abandoned-live-meetings": {"task": "transcription.tasks.end_abandoned_live_meetings", "schedule": 60.0},
+    "abandoned-uploads": {"task": "transcription.tasks.remove_abandoned_uploads", "schedule": 3600.0},
 }
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")  # beat's last-run times, beside the data
+
+# Model weights may only be imported from folders under these roots (console and `manage.py import_model`).
+MODEL_IMPORT_ROOTS = envlist("SCRIBE_MODEL_ROOTS", ["/srv/models", str(VAR_DIR / "models")])
 
 # Speaker separation reads this much audio at a time, so memory stays bounded on multi-hour recordings;
 # speakers are matched across chunks by their voice embeddings.
@@ -248,6 +269,16 @@ DIARIZATION_PARALLEL_CHUNKS = envint("SCRIBE_DIARIZATION_PARALLEL_CHUNKS", 1, mi
 # Uploaded recordings stream to a file beside the media store (never into memory) and are refused past this
 # size; nginx's client_max_body_size is rendered from the same value.
 RECORDING_UPLOAD_MAX_MB = envint("SCRIBE_RECORDING_UPLOAD_MAX_MB", 8192, minimum=1)
+# Every request body is bounded before it is stored (config/request_limits.py): recordings arrive in pieces
+# of at most this size on the upload routes; any other request may carry at most REQUEST_BODY_MAX_BYTES.
+UPLOAD_PIECE_MAX_BYTES = envint("SCRIBE_UPLOAD_PIECE_MB", 8, minimum=1, maximum=256) * 1024 * 1024
+REQUEST_BODY_MAX_BYTES = envint("SCRIBE_REQUEST_BODY_MAX_KB", 1024, minimum=64) * 1024
+# Resumable uploads left unfinished this long are removed by the beat task (transcription.tasks).
+UPLOAD_ABANDONED_HOURS = envint("SCRIBE_UPLOAD_ABANDONED_HOURS", 24, minimum=1)
+# Limits before work: a recording longer than this is refused from its container's header and stopped
+# while decoding; each person may have this many recordings waiting or being transcribed at once.
+RECORDING_MAX_HOURS = envint("SCRIBE_RECORDING_MAX_HOURS", 12, minimum=1)
+REPROCESS_MAX_QUEUED_PER_USER = envint("SCRIBE_REPROCESS_MAX_QUEUED_PER_USER", 3, minimum=1)
 
 LOGGING = {
     "version": 1,

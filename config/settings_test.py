@@ -21,3 +21,5 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "global_ke
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; never outside tests
 # A database per test run, so that two runs on one machine (a developer and CI) never share one.
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("SCRIBE_TEST_DB_NAME") or f"test_scribe_{RUN_ID}"}  # noqa: F405
+# Tests build model folders under the temporary folder; the security tests' server narrows this to one folder.
+MODEL_IMPORT_ROOTS = envlist("SCRIBE_MODEL_ROOTS", [tempfile.gettempdir()])  # noqa: F405

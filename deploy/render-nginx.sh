@@ -23,7 +23,8 @@ sed \
   -e "s|{{DAPHNE_ADDRESS}}|$(esc "${SCRIBE_DAPHNE_ADDRESS:-127.0.0.1:8000}")|g" \
   -e "s|{{HTTP_PORT}}|$(esc "${SCRIBE_NGINX_HTTP_PORT:-80}")|g" \
   -e "s|{{HTTPS_PORT}}|$(esc "${SCRIBE_NGINX_HTTPS_PORT:-443}")|g" \
-  -e "s|{{UPLOAD_MAX_MB}}|$(esc "${SCRIBE_RECORDING_UPLOAD_MAX_MB:-8192}")|g" \
+  -e "s|{{REQUEST_BODY_MAX_KB}}|$(esc "${SCRIBE_REQUEST_BODY_MAX_KB:-1024}")|g" \
+  -e "s|{{UPLOAD_PIECE_KB}}|$(( ${SCRIBE_UPLOAD_PIECE_MB:-8} * 1024 + 64 ))|g" \
   -e "s|{{STATIC_ROOT}}|$(esc "${SCRIBE_STATIC_ROOT:-$VAR_DIR/static}")|g" \
   -e "s|{{MEDIA_ROOT}}|$(esc "${SCRIBE_MEDIA_ROOT:-$VAR_DIR/media}")|g" \
   -e "s|{{MEDIA_ACCEL_REDIRECT}}|$(esc "${SCRIBE_MEDIA_ACCEL_REDIRECT:-/protected-media/}")|g" \

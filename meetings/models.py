@@ -240,6 +240,8 @@ class AuditEvent(models.Model):
         RECORDING_UPLOAD = "recording_upload", "Uploaded a recording"
         REPROCESS_CANCEL = "reprocess_cancel", "Cancelled reprocessing"
         SPEAKER_MERGE = "speaker_merge", "Merged speakers"
+        LOGIN_LOCKED = "login_locked", "Was locked out after failed sign-ins"
+        LOCKOUT_LIFTED = "lockout_lifted", "Lifted a sign-in lockout"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")

@@ -88,6 +88,7 @@ def meeting_detail(request, meeting, role):
         "job": meeting.reprocess_jobs.first(),
         "diarization_installed": bool(settings.DIARIZATION_DIR) and os.path.isfile(os.path.join(settings.DIARIZATION_DIR, "config.yaml")),
         "upload_max_mb": settings.RECORDING_UPLOAD_MAX_MB,
+        "upload_piece_bytes": settings.UPLOAD_PIECE_MAX_BYTES,
         "sharings": meeting.sharings.select_related("user", "group") if role == OWNER else [],
         "share_form": ShareForm(),
         "settings_form": MeetingForm(instance=meeting),
@@ -232,7 +233,9 @@ def search(request):
             limit=20,
             offset=(page_number - 1) * 20,
         )
-        audit(request, AuditEvent.Action.SEARCH, meeting_id=data.get("meeting"), detail={"query": data["q"][:200], "hits": results.total})
+        # Who searched, when and how many hits, never what for: the audit log is read by administrators,
+        # who get no meeting content, and a query is content ("HIV result Smith").
+        audit(request, AuditEvent.Action.SEARCH, meeting_id=data.get("meeting"), detail={"hits": results.total, "words": len(data["q"].split())})
         if data.get("meeting"):
             meeting = meetings_visible_to(request.user).filter(pk=data["meeting"]).first()
     return render(request, "meetings/search.html", {"form": form, "results": results, "scoped_meeting": meeting})

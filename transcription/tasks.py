@@ -58,3 +58,13 @@ def end_abandoned_live_meetings() -> list[int]:
     from transcription.live.sweep import end_abandoned_meetings
 
     return end_abandoned_meetings()
+
+
+@shared_task(name="transcription.tasks.remove_abandoned_uploads")
+def remove_abandoned_uploads() -> int:
+    """Every hour (beat): remove resumable uploads nobody has added to for settings.UPLOAD_ABANDONED_HOURS."""
+    from django.conf import settings
+
+    from transcription.reprocess.resumable import expire_abandoned
+
+    return expire_abandoned(older_than_s=settings.UPLOAD_ABANDONED_HOURS * 3600)

@@ -108,11 +108,11 @@ def unit_command(unit: str, *, venv: Path, port: int | None = None) -> list[str]
 
 
 @contextmanager
-def running(site: Site):
-    """Daphne from the offline venv (as scribe-web.service runs it) and nginx with the rendered site."""
-    nginx_dir = site.root / "nginx"
+def nginx(root: Path, env_file: Path, https_port: int):
+    """Debian's nginx with the site rendered from `env_file` by deploy/render-nginx.sh; yields its folder."""
+    nginx_dir = root / "nginx"
     nginx_dir.mkdir(exist_ok=True)
-    rendered = subprocess.run(["bash", str(DEPLOY / "render-nginx.sh"), str(site.env_file)], check=True,
+    rendered = subprocess.run(["bash", str(DEPLOY / "render-nginx.sh"), str(env_file)], check=True,
                               capture_output=True, text=True).stdout
     (nginx_dir / "scribe.conf").write_text(rendered)
     temp = "\n".join(f"  {kind}_temp_path {nginx_dir}/{kind}-temp;" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
@@ -131,20 +131,29 @@ http {{
   include {nginx_dir}/scribe.conf;
 }}
 """)
-    daphne_log, nginx_log = site.root / "daphne.log", nginx_dir / "stderr.log"
-    site.logs = {"daphne": daphne_log, "nginx": nginx_log, "nginx_error": nginx_dir / "error.log"}
+    with open(nginx_dir / "stderr.log", "w") as out:
+        proc = subprocess.Popen([shutil.which("nginx"), "-p", str(nginx_dir), "-c", str(nginx_dir / "nginx.conf"),
+                                 "-e", str(nginx_dir / "error.log")], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(https_port, proc, nginx_dir / "error.log")
+        yield nginx_dir
+    finally:
+        stop_process(proc)
+
+
+@contextmanager
+def running(site: Site):
+    """Daphne from the offline venv (as scribe-web.service runs it) and nginx with the rendered site."""
+    daphne_log, nginx_dir = site.root / "daphne.log", site.root / "nginx"
+    site.logs = {"daphne": daphne_log, "nginx": nginx_dir / "stderr.log", "nginx_error": nginx_dir / "error.log"}
     with open(daphne_log, "w") as out:
         daphne = subprocess.Popen(unit_command("scribe-web.service", venv=site.venv, port=site.daphne_port), cwd=REPO,
                                   env=site.env(), stdout=out, stderr=subprocess.STDOUT)
-    with open(nginx_log, "w") as out:
-        nginx = subprocess.Popen([shutil.which("nginx"), "-p", str(nginx_dir), "-c", str(nginx_dir / "nginx.conf"),
-                                  "-e", str(nginx_dir / "error.log")], stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_for_port(site.daphne_port, daphne, daphne_log)
-        wait_for_port(site.https_port, nginx, nginx_dir / "error.log")
-        yield site
+        with nginx(site.root, site.env_file, site.https_port):
+            yield site
     finally:
-        stop_process(nginx)
         stop_process(daphne)
 
 

@@ -35,10 +35,12 @@ def test_a_restore_refuses_a_folder_that_is_not_a_backup(tmp_path):
 
 def test_the_nginx_site_renders_every_value(tmp_path):
     env = tmp_path / "scribe.env"
-    env.write_text("SCRIBE_ALLOWED_HOSTS=scribe.example.internal\nSCRIBE_RECORDING_UPLOAD_MAX_MB=512\nSCRIBE_MEDIA_ROOT=/srv/scribe media\n")
+    env.write_text("SCRIBE_ALLOWED_HOSTS=scribe.example.internal\nSCRIBE_REQUEST_BODY_MAX_KB=512\nSCRIBE_UPLOAD_PIECE_MB=4\nSCRIBE_MEDIA_ROOT=/srv/scribe media\n")
     site = run("render-nginx.sh", str(env)).stdout
     assert "{{" not in site
-    assert "server_name scribe.example.internal;" in site and "client_max_body_size 512m;" in site
+    assert "server_name scribe.example.internal;" in site and "    client_max_body_size 512k;" in site
+    upload = site.split("recordings/(upload|uploads/[0-9a-f]{32})$\" {", 1)[1].split("}", 1)[0]
+    assert "client_max_body_size 4160k;" in upload  # one piece plus its framing, on the upload routes only
     assert "location /protected-media/ {\n        internal;" in site
 
 

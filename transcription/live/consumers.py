@@ -18,6 +18,7 @@ from meetings.access import OWNER, VIEW
 from meetings.models import AuditEvent, Meeting
 
 from . import conf, session
+from .signout import SessionBoundSocket
 from .events import CLOSE_FORBIDDEN, CLOSE_IDLE, CLOSE_SIGNED_OUT, MAX_TEXT_BYTES, CaptionEvent, StatusEvent, error, group_name
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def _redis():
     return aioredis.from_url(settings.REDIS_URL)
 
 
-class LiveSocket(AsyncWebsocketConsumer):
+class LiveSocket(SessionBoundSocket, AsyncWebsocketConsumer):
     needed = VIEW
     channel_layer_alias = settings.LIVE_CHANNEL_LAYER  # the pub/sub layer: see CHANNEL_LAYERS
 
@@ -70,6 +71,7 @@ class LiveSocket(AsyncWebsocketConsumer):
             await db(session.audit_socket)(self.scope, AuditEvent.Action.ACCESS_DENIED, user=self.user, meeting_id=self.meeting_id, detail={"socket": type(self).__name__})
             return await self.refuse(problem)
         await self.channel_layer.group_add(group_name(self.meeting_id), self.channel_name)
+        await self.watch_session()
         await self.joined()
 
     def _owner_or_forbidden(self) -> str:
@@ -151,7 +153,8 @@ class LiveSocket(AsyncWebsocketConsumer):
         await self.send_json(error("unknown", f"Unknown message type {str(kind)[:40]!r}; it was ignored."))
 
     async def caption(self, event: CaptionEvent):
-        await self.send_json(event)
+        if not self.closed:  # nothing after a sign-out or refusal, even what was already queued
+            await self.send_json(event)
 
     async def status(self, event: StatusEvent):
         # Status arrives every few seconds from the host: a good moment to look at our own socket too.
@@ -161,6 +164,7 @@ class LiveSocket(AsyncWebsocketConsumer):
 
     async def disconnect(self, code):
         self.closed = True
+        await self.unwatch_session()
         await self.channel_layer.group_discard(group_name(self.meeting_id), self.channel_name)
         await self.redis.aclose()
 

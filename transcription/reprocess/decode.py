@@ -71,14 +71,27 @@ def probe(path: str) -> Probe:
         container.close()
 
 
-def decode_to_pcm(path: str, out_path: str, *, on_progress: Callable[[float], None] | None = None) -> int:
+class RecordingTooLong(RecordingUnreadable):
+    """The recording runs past the site's limit (settings.RECORDING_MAX_HOURS)."""
+
+
+def too_long_message(max_hours: int) -> str:
+    hours = "1 hour" if max_hours == 1 else f"{max_hours} hours"
+    return (f"This recording is longer than the {hours} this site transcribes. "
+            "Split it into shorter parts, or ask an administrator to raise the limit.")
+
+
+def decode_to_pcm(path: str, out_path: str, *, on_progress: Callable[[float], None] | None = None, max_samples: int | None = None) -> int:
     """Write the first audio stream of `path` to `out_path` as raw 16 kHz mono int16; return the sample count.
 
     Written to a temporary name and renamed at the end, so a crash never leaves a short file that a
     retried task would take for finished. `on_progress(fraction)` is called about once per 1 % and may
-    raise to stop (cancellation).
+    raise to stop (cancellation). Past `max_samples` it stops with RecordingTooLong, whatever the
+    container's header claimed (a small file can expand into hours of audio).
     """
     if (data := _pcm16_mono_wav_data(path)) is not None:
+        if max_samples is not None and data[1] // BYTES_PER_SAMPLE > max_samples:
+            raise RecordingTooLong(too_long_message(max_samples // SAMPLE_RATE // 3600))
         return _copy_pcm(path, out_path, *data, on_progress=on_progress)
     container = _open(path)
     tmp = f"{out_path}.part"
@@ -91,6 +104,8 @@ def decode_to_pcm(path: str, out_path: str, *, on_progress: Callable[[float], No
             try:
                 for frame in container.decode(stream):
                     samples += _write(out, resampler.resample(frame))
+                    if max_samples is not None and samples > max_samples:
+                        raise RecordingTooLong(too_long_message(max_samples // SAMPLE_RATE // 3600))
                     if on_progress and duration_ms:
                         fraction = min(1.0, samples * 1000 / SAMPLE_RATE / duration_ms)
                         if fraction - reported >= 0.01:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
@@ -58,6 +59,19 @@ def reprocess_queue(*, meeting: Meeting, recording: Recording, by=None, request=
         Meeting.objects.filter(pk=meeting.pk).update(status=Meeting.Status.PROCESSING)
         transaction.on_commit(lambda: reprocess_chain(job.pk).apply_async())
     return job
+
+
+def reprocess_room_check(*, by, meeting: Meeting) -> None:
+    """Raise ValidationError when `by` already has settings.REPROCESS_MAX_QUEUED_PER_USER recordings waiting
+    or being transcribed (a job of this meeting does not count: a new one replaces it)."""
+    if by is None:
+        return
+    limit = settings.REPROCESS_MAX_QUEUED_PER_USER
+    waiting = (ReprocessJob.objects.filter(created_by=by, cancel_requested=False).exclude(stage__in=ReprocessJob.FINISHED)
+               .exclude(meeting=meeting).count())
+    if waiting >= limit:
+        raise ValidationError(f"You already have {waiting} recordings waiting to be transcribed, the most this site allows "
+                              "at once. Try again when one has finished, or cancel one.")
 
 
 def queue_reprocessing(meeting: Meeting) -> ReprocessJob | None:
@@ -183,7 +197,8 @@ def _write_atomic(path: Path, text: str) -> None:
 def stage_decode(job: ReprocessJob, progress: Callable[[float], None]) -> None:
     out = work_path(job, PCM_FILE)
     if not out.exists():
-        samples = decode.decode_to_pcm(job.recording.file.path, str(out), on_progress=progress)
+        samples = decode.decode_to_pcm(job.recording.file.path, str(out), on_progress=progress,
+                                       max_samples=settings.RECORDING_MAX_HOURS * 3600 * decode.SAMPLE_RATE)
         Recording.objects.filter(pk=job.recording_id).update(duration_ms=samples * 1000 // decode.SAMPLE_RATE)
 
 

@@ -10,7 +10,7 @@ from meetings.audit import audit
 from meetings.models import AuditEvent, Meeting, Recording, ReprocessJob, recording_path
 
 from . import decode
-from .pipeline import reprocess_queue
+from .pipeline import reprocess_queue, reprocess_room_check
 from .upload import DiskUpload
 
 
@@ -22,9 +22,12 @@ def recording_upload(*, meeting: Meeting, by, upload: DiskUpload, request=None) 
     """
     try:
         probe = decode.probe(upload.temporary_file_path())
-    except decode.RecordingUnreadable as exc:
+        if probe.duration_ms is not None and probe.duration_ms > settings.RECORDING_MAX_HOURS * 3_600_000:
+            raise decode.RecordingTooLong(decode.too_long_message(settings.RECORDING_MAX_HOURS))
+        reprocess_room_check(by=by, meeting=meeting)
+    except (decode.RecordingUnreadable, ValidationError) as exc:
         upload.discard()
-        raise ValidationError(str(exc)) from None
+        raise ValidationError(exc.messages if isinstance(exc, ValidationError) else str(exc)) from None
     recording = meeting.recordings.filter(sha256=upload.sha256, source=Recording.Source.UPLOAD).first()
     if recording is not None:
         upload.discard()

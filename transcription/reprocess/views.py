@@ -13,7 +13,7 @@ from meetings.models import AuditEvent, ReprocessJob
 from meetings.views import _int_or_none, _wants_json, meeting_access
 
 from . import diarize, resumable
-from .pipeline import reprocess_cancel, reprocess_queue
+from .pipeline import reprocess_cancel, reprocess_queue, reprocess_room_check
 from .services import recording_upload as upload_service
 from .upload import RecordingUploadHandler, upload_limit_bytes
 
@@ -105,6 +105,10 @@ def reprocess_retry(request, meeting, role):
     recording = meeting.recordings.order_by("-source", "-created_at").first()
     if recording is None:
         return _reply(request, meeting, 400, error="This meeting has no recording to transcribe.")
+    try:
+        reprocess_room_check(by=request.user, meeting=meeting)
+    except ValidationError as exc:
+        return _reply(request, meeting, 429, error=" ".join(exc.messages))
     job = reprocess_queue(meeting=meeting, recording=recording, by=request.user, request=request)
     audit(request, AuditEvent.Action.MEETING_UPDATE, obj=meeting, detail={"reprocess": job.pk, "recording": recording.pk})
     return _reply(request, meeting, 202, job=job_state(job))

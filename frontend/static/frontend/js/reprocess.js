@@ -3,7 +3,8 @@
 // finishes, and reload to show the new transcript.
 const section = document.getElementById("reprocess");
 const form = document.getElementById("upload-form");
-const PIECE_BYTES = 8 * 1024 * 1024; // small enough to resend cheaply, large enough to keep the line busy
+// Small enough to resend cheaply, large enough to keep the line busy; the server refuses larger pieces.
+const PIECE_BYTES = Number(form?.dataset.pieceBytes) || 8 * 1024 * 1024;
 const TOKEN = "00000000000000000000000000000000";
 
 const headers = (extra = {}) => ({
