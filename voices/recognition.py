@@ -75,7 +75,7 @@ def speakers_recognise(*, meeting: Meeting, voices: dict[str, np.ndarray], pipel
                              holders={pk: vp.holder_key for pk, vp in candidates.items()})
     applied = []
     with transaction.atomic():
-        speakers = {sp.label: sp for sp in meeting.speakers.select_for_update().filter(identity__isnull=True, display_name="")}
+        speakers = {sp.label: sp for sp in meeting.speakers.select_for_update(of=("self",)).filter(identity__isnull=True, display_name="")}
         linked = {identity.holder_key for identity in SpeakerIdentity.objects.filter(speaker__meeting=meeting)}
         for match in matches:
             speaker, voiceprint = speakers.get(match.label), candidates[match.voiceprint_id]
