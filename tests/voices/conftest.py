@@ -4,6 +4,7 @@ from django.utils import timezone
 
 from meetings.models import Speaker
 from tests.factories import meeting_with_transcript
+from tests.reprocess.conftest import pyannote_dir, two_voices  # noqa: F401  (session fixtures shared with reprocessing)
 from voices.models import Person, Voiceprint
 
 DIM = 256
@@ -48,3 +49,24 @@ def next_round(owner):
 
 def speaker(meeting, label) -> Speaker:
     return meeting.speakers.get(label=label)
+
+
+LABELS = {"MALE": "SPEAKER_00", "FEMALE": "SPEAKER_01"}
+
+
+def meeting_from_reference(owner, wav_path, turns, *, title="Budget review"):
+    """A meeting whose transcript follows the espeak voices' known turns, with the audio attached."""
+    from tests.factories import attach_recording
+
+    lines = [(LABELS[who], start, end, f"line {i} spoken by {who.lower()}") for i, (start, end, who) in enumerate(turns)]
+    meeting = meeting_with_transcript(owner, title=title, lines=lines)
+    attach_recording(meeting, wav_path)
+    return meeting
+
+
+@pytest.fixture
+def voice_settings(settings, pyannote_dir):
+    settings.DIARIZATION_DIR = pyannote_dir
+    settings.DIARIZATION_DEVICE = "cpu"
+    settings.VOICEPRINT_MIN_SPEECH_S = 4
+    return settings
