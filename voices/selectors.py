@@ -12,7 +12,8 @@ def voiceprints_offered(*, meeting: Meeting) -> QuerySet[Voiceprint]:
 
     A voice enrolled in a ward the owner has no access to is never compared, so recognition cannot
     reveal who speaks in meetings the owner could not open."""
-    return Voiceprint.objects.filter(source_meeting__in=meetings_visible_to(meeting.owner).values("pk"))
+    visible = Voiceprint.objects.filter(source_meeting__in=meetings_visible_to(meeting.owner).values("pk"))
+    return visible.exclude(user__is_active=False)  # a deactivated account is not named in new meetings
 
 
 def voiceprints_of(user) -> QuerySet[Voiceprint]:

@@ -106,3 +106,21 @@ def test_a_speaker_someone_already_named_keeps_the_name(owner, ward_round, next_
     speaker_rename(speaker=speaker(next_round, "SPEAKER_00"), by=owner, display_name="Chair")
     assert speakers_recognise(meeting=next_round, voices={"SPEAKER_00": ALICE.astype(np.float32)}, pipeline_version=VERSION) == []
     assert speaker(next_round, "SPEAKER_00").name == "Chair"
+
+
+def test_clean_speech_leaves_out_overlap_short_stretches_and_edges_and_is_capped():
+    from transcription.reprocess.voiceprint import MAX_SPEECH_MS, clean_spans
+
+    mine = [(0, 5_000), (4_000, 8_000), (10_000, 11_000), (20_000, 30_000)]
+    others = [(6_000, 6_500), (25_000, 26_000)]
+    assert clean_spans(mine, others) == [(100, 5_900), (20_100, 24_900), (26_100, 29_900)]  # 6.5-8 s and 10-11 s: too short once trimmed
+    long = clean_spans([(0, 200_000)], [(50_000, 50_100)])
+    assert long == [(50_200, 50_200 + MAX_SPEECH_MS)]  # the longest stretch first, cut at the cap
+
+
+@pytest.mark.django_db
+def test_a_deactivated_users_voice_names_nobody(owner, member, ward_round, next_round):
+    enrolled(meeting=ward_round, vector=BOB, user=member)
+    member.is_active = False
+    member.save()
+    assert speakers_recognise(meeting=next_round, voices={"SPEAKER_00": BOB.astype(np.float32)}, pipeline_version=VERSION) == []

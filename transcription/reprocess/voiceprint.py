@@ -4,6 +4,7 @@ pipeline's own embedding model (no Django here; voices/ stores and compares them
 The same function embeds a voice when it is enrolled and each speaker of a newly separated meeting, so
 the two land in the same space and their cosine similarity means the same thing in both places.
 """
+import bisect
 from collections.abc import Iterable
 
 import numpy as np
@@ -20,9 +21,10 @@ def clean_spans(spans: Iterable[tuple[int, int]], others: Iterable[tuple[int, in
     dropped, longest first up to MAX_SPEECH_MS in all."""
     mine = _merge(spans)
     cut = _merge(others)
+    cut_ends = [hi for _, hi in cut]  # increasing, since merged stretches do not overlap
     pieces = []
     for start, end in mine:
-        for lo, hi in _subtract(start, end, cut):
+        for lo, hi in _subtract(start, end, cut, cut_ends):
             lo, hi = lo + EDGE_MS, hi - EDGE_MS
             if hi - lo >= MIN_SPAN_MS:
                 pieces.append((lo, hi))
@@ -47,11 +49,12 @@ def _merge(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return [(s, e) for s, e in merged]
 
 
-def _subtract(start: int, end: int, cut: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def _subtract(start: int, end: int, cut: list[tuple[int, int]], cut_ends: list[int]) -> list[tuple[int, int]]:
+    """[start, end) minus the sorted, disjoint `cut` stretches; only those that can overlap are visited."""
     out, at = [], start
-    for lo, hi in cut:
-        if hi <= at or lo >= end:
-            continue
+    for lo, hi in cut[bisect.bisect_right(cut_ends, start):]:
+        if lo >= end:
+            break
         if lo > at:
             out.append((at, lo))
         at = max(at, hi)
