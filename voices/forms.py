@@ -8,6 +8,7 @@ class VoiceEnrolForm(forms.Form):
     who = forms.ChoiceField(choices=WHO, widget=forms.RadioSelect, initial="me", label="Whose voice is this?")
     username = forms.CharField(max_length=150, required=False, label="Their user name")
     person_name = forms.CharField(max_length=100, required=False, label="Their name")
+    remember = forms.BooleanField(required=False, label="Remember this voice")
     consent = forms.BooleanField(required=False, label="They agreed to have their voice remembered")
 
     def clean(self):

@@ -90,6 +90,17 @@ def voiceprint_enrol(*, speaker: Speaker, by, consent: bool, user=None, person_n
     return voiceprint
 
 
+def speaker_link(*, speaker: Speaker, by, user=None, person_name: str = "", request=None) -> SpeakerIdentity:
+    """Say who a speaker is without remembering the voice (no biometric data, so no consent step)."""
+    holder, name = _holder(user=user, person_name=person_name, by=by)
+    with transaction.atomic():
+        before = speaker.display_name
+        identity = _link(speaker=speaker, holder=holder, name=name, by=by)
+        audit(request, AuditEvent.Action.SPEAKER_RENAME, user=by, obj=speaker, detail={
+            "label": speaker.label, "before": before, "after": name, "linked_to": identity.holder_key})
+    return identity
+
+
 def _link(*, speaker: Speaker, holder: dict, name: str, by, voiceprint=None, score=None) -> SpeakerIdentity:
     SpeakerIdentity.objects.filter(speaker=speaker).delete()
     identity = SpeakerIdentity.objects.create(speaker=speaker, name=name, created_by=by, voiceprint=voiceprint, score=score, **holder)

@@ -23,21 +23,24 @@ def _speakers_panel(meeting) -> str:
 @require_POST
 @meeting_access(EDIT)
 def voice_enrol(request, meeting, role, speaker_id):
+    """Link a speaker to a person, and with "remember" (and consent) enrol their voice."""
     speaker = get_object_or_404(Speaker, pk=speaker_id, meeting=meeting)
     form = VoiceEnrolForm(request.POST)
     if not form.is_valid():
         messages.error(request, " ".join(e for errs in form.errors.values() for e in errs))
         return redirect(_speakers_panel(meeting))
     data = form.cleaned_data
-    user = request.user if data["who"] == "me" else data.get("user_obj")
+    holder = {"user": request.user if data["who"] == "me" else data.get("user_obj"), "person_name": data.get("person_name", "")}
     try:
-        voiceprint = services.voiceprint_enrol(speaker=speaker, by=request.user, consent=data["consent"], user=user,
-                                               person_name=data.get("person_name", ""), request=request)
+        if data["remember"]:
+            voiceprint = services.voiceprint_enrol(speaker=speaker, by=request.user, consent=data["consent"], request=request, **holder)
+            messages.success(request, f"{speaker.label} is now {voiceprint.holder_name}. Their voice is being remembered: in "
+                                      "later meetings a speaker with this voice will be named, and you can undo it.")
+        else:
+            identity = services.speaker_link(speaker=speaker, by=request.user, request=request, **holder)
+            messages.success(request, f"{speaker.label} is now {identity.name}.")
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, f"{speaker.label} is now {voiceprint.holder_name}. Their voice is being remembered: in later "
-                                  "meetings a speaker with this voice will be named for you to confirm.")
     return redirect(_speakers_panel(meeting))
 
 

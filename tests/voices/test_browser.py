@@ -47,12 +47,13 @@ def test_enrol_see_the_name_in_the_next_meeting_undo_and_delete_the_voiceprint(
         page.on("dialog", lambda dialog: dialog.accept())
         sign_in(page, site, "alice", "alice-password-1")
         page.goto(f"{site}/meetings/{first.pk}/")
-        page.get_by_text("Remember this voice (SPEAKER_00)").click()
+        page.get_by_text("Link to a person (SPEAKER_00)").click()
         assert_axe_clean(page)
         form = page.locator("details.enrol").first
-        assert form.get_by_label("Mine").is_checked()
+        assert form.get_by_label("Me", exact=True).is_checked()
+        form.get_by_label("Remember this voice").check()
         form.get_by_label("I confirm that this person agreed").check()
-        form.get_by_role("button", name="Remember voice").click()
+        form.get_by_role("button", name="Save").click()
         page.get_by_text("SPEAKER_00 is now Alice").wait_for()
 
         services.voiceprint_build(voiceprint=Voiceprint.objects.get())  # the GPU task's work, in this process

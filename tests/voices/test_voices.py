@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 def enrol(client, meeting, label, **data):
     sp = speaker(meeting, label)
-    return client.post(reverse("voices:enrol", args=[meeting.pk, sp.pk]), {"who": "me", **data}, follow=True)
+    return client.post(reverse("voices:enrol", args=[meeting.pk, sp.pk]), {"who": "me", "remember": "on", **data}, follow=True)
 
 
 @pytest.fixture
@@ -70,9 +70,19 @@ def test_a_viewer_cannot_enrol_and_an_outsider_cannot_see_the_meeting(client, ow
     for user in (member, outsider):
         client.force_login(user)
         sp = speaker(budget, "SPEAKER_00")
-        response = client.post(reverse("voices:enrol", args=[budget.pk, sp.pk]), {"who": "me", "consent": "on"})
+        response = client.post(reverse("voices:enrol", args=[budget.pk, sp.pk]), {"who": "me", "remember": "on", "consent": "on"})
         assert response.status_code == 404
     assert not Voiceprint.objects.exists()
+
+
+def test_linking_a_speaker_without_remembering_the_voice_needs_no_consent_and_keeps_no_voiceprint(client, owner, member, budget):
+    client.force_login(owner)
+    page = enrol(client, budget, "SPEAKER_01", who="user", username="bob", remember="").content.decode()
+    assert "SPEAKER_01 is now Bob" in page
+    identity = speaker(budget, "SPEAKER_01").identity
+    assert (identity.user, identity.voiceprint, identity.score) == (member, None, None)
+    assert not Voiceprint.objects.exists()
+    assert AuditEvent.objects.get(action=AuditEvent.Action.SPEAKER_RENAME).detail["linked_to"] == f"u{member.pk}"
 
 
 def test_undo_gives_the_speaker_its_label_back_and_is_audited(client, owner, budget):

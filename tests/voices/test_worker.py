@@ -51,7 +51,7 @@ def test_a_voice_enrolled_in_one_meeting_names_the_speaker_in_the_next_until_und
     client.force_login(owner)
 
     with celery_worker(tmp_path, name="voices", **env):
-        response = client.post(reverse("voices:enrol", args=[first.pk, speaker(first, "SPEAKER_00").pk]), {"who": "me", "consent": "on"})
+        response = client.post(reverse("voices:enrol", args=[first.pk, speaker(first, "SPEAKER_00").pk]), {"who": "me", "remember": "on", "consent": "on"})
         assert response.status_code == 302
         vp = wait_for(lambda: Voiceprint.objects.exclude(status=Voiceprint.Status.PENDING).first(), 120, "the voiceprint to be built")
         assert vp.status == Voiceprint.Status.READY, vp.error
