@@ -173,3 +173,14 @@ def test_search_filters_by_person_across_meetings(owner, member, budget):
     assert all(h.speaker_name == "Alice" for h in alice.hits)
     assert search_segments(user=member, query="line", person=f"u{owner.pk}").total == 0  # not shared with them
     assert search_segments(user=owner, query="line", person="x'; drop").total == 0
+
+
+def test_deleting_the_source_meeting_deletes_the_voiceprints_enrolled_from_it(owner, budget):
+    from meetings.services import meeting_delete
+
+    enrolled(meeting=budget, vector=identity(1), user=owner)
+    meeting_id = budget.pk
+    meeting_delete(meeting=budget, by=owner)
+    assert not Voiceprint.objects.exists()
+    event = AuditEvent.objects.get(action="voice_delete")
+    assert event.meeting_id == meeting_id and event.detail["holder"] == "Alice"
