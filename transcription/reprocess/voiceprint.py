@@ -5,6 +5,7 @@ The same function embeds a voice when it is enrolled and each speaker of a newly
 the two land in the same space and their cosine similarity means the same thing in both places.
 """
 import bisect
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -73,6 +74,9 @@ def voice_embedding(pipeline, pcm: np.ndarray, spans: list[tuple[int, int]]) -> 
     import torch
 
     embedding = pipeline._embedding  # pyannote's PretrainedSpeakerEmbedding, as the pipeline itself uses
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # it finds the shortest input by trying ever shorter ones, which warn
+        min_samples = embedding.min_num_samples
     total = None
     for lo, hi in spans:
         for start in range(lo, hi, MAX_PIECE_MS):
@@ -80,7 +84,7 @@ def voice_embedding(pipeline, pcm: np.ndarray, spans: list[tuple[int, int]]) -> 
             if end - start < MIN_SPAN_MS // 2:
                 continue
             piece = np.asarray(pcm[start * SAMPLE_RATE // 1000:end * SAMPLE_RATE // 1000], dtype=np.float32) / 32768.0
-            if len(piece) < embedding.min_num_samples:
+            if len(piece) < min_samples:
                 continue
             vector = embedding(torch.from_numpy(piece)[None, None])[0]  # (1, 1, samples) -> (dimension,)
             norm = float(np.linalg.norm(vector))
