@@ -16,7 +16,8 @@ class ImportForm(forms.Form):
 class SiteSettingsForm(forms.ModelForm):
     class Meta:
         model = SiteSettings
-        fields = ["live_delay_ms", "reprocess_delay_ms", "max_live_streams", "audio_retention_days", "transcript_retention_days"]
+        fields = ["live_delay_ms", "reprocess_delay_ms", "max_live_streams", "audio_retention_days", "transcript_retention_days",
+                  "voice_match_threshold", "voiceprint_retention_days"]
         widgets = {"live_delay_ms": forms.NumberInput(attrs={"step": 80, "min": 80, "max": 2400}),
                    "reprocess_delay_ms": forms.NumberInput(attrs={"step": 80, "min": 80, "max": 2400})}
 

@@ -77,6 +77,12 @@ class SiteSettings(models.Model):
     transcript_retention_days = models.PositiveIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1)], verbose_name="Delete transcripts after (days)",
         help_text="Transcript text of meetings older than this is deleted every night. Empty: keep transcripts.")
+    voice_match_threshold = models.FloatField(
+        default=0.75, validators=[MinValueValidator(-1.0), MaxValueValidator(1.0)], verbose_name="Voice recognition threshold",
+        help_text="How alike (cosine similarity, up to 1.0) a speaker's voice and an enrolled voice must be for the name to be applied. Higher: fewer wrong names, more speakers left unnamed.")
+    voiceprint_retention_days = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)], verbose_name="Delete unused voiceprints after (days)",
+        help_text="Voiceprints not recognised in any meeting for this long are deleted every night. Empty: keep them.")
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
 

@@ -66,5 +66,9 @@ def retention_apply(*, now=None) -> dict:
         done["recordings"] = retention_delete_audio(days=site.audio_retention_days, now=now)
     if site.transcript_retention_days:
         done["segments"] = retention_delete_transcripts(days=site.transcript_retention_days, now=now)
+    if site.voiceprint_retention_days:
+        from voices.services import voiceprints_delete_unused
+
+        done["voiceprints"] = voiceprints_delete_unused(days=site.voiceprint_retention_days, now=now)
     log.info("retention: deleted %(recordings)s recordings and %(segments)s transcript segments", done)
     return done

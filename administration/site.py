@@ -6,7 +6,8 @@ from meetings.models import AuditEvent
 
 from .models import SiteSettings
 
-EDITABLE = ("live_delay_ms", "reprocess_delay_ms", "max_live_streams", "audio_retention_days", "transcript_retention_days")
+EDITABLE = ("live_delay_ms", "reprocess_delay_ms", "max_live_streams", "audio_retention_days", "transcript_retention_days",
+            "voice_match_threshold", "voiceprint_retention_days")
 
 
 def site_settings() -> SiteSettings:

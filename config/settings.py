@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "meetings",
     "transcription",
     "administration",
+    "voices",
     "frontend",
 ]
 
@@ -154,6 +155,7 @@ CELERY_TASK_ROUTES = {
     "transcription.tasks.reprocess_transcribe": {"queue": GPU_QUEUE},
     "transcription.tasks.reprocess_diarize": {"queue": GPU_QUEUE},
     "transcription.tasks.reprocess_store": {"queue": CPU_QUEUE},
+    "voices.tasks.voiceprint_build": {"queue": GPU_QUEUE},  # runs the speaker-separation embedding model
 }
 CELERY_TASK_ALWAYS_EAGER = envbool("SCRIBE_CELERY_EAGER", False)
 # With acks_late, a task whose worker dies mid-way (a GPU host powered off) goes back to the queue once it
@@ -265,6 +267,8 @@ DIARIZATION_DEVICE = envstr("SCRIBE_DIARIZATION_DEVICE", "")  # empty: the first
 DIARIZATION_BATCH_SIZE = envint("SCRIBE_DIARIZATION_BATCH_SIZE", 0, minimum=0)
 # Chunks separated at once, each by its own copy of the pipeline; more keeps the GPU busier, for more GPU memory.
 DIARIZATION_PARALLEL_CHUNKS = envint("SCRIBE_DIARIZATION_PARALLEL_CHUNKS", 1, minimum=1)
+# Known voices: a voice is enrolled only from at least this much of one speaker's speech without overlap.
+VOICEPRINT_MIN_SPEECH_S = envint("SCRIBE_VOICEPRINT_MIN_SPEECH_S", 20, minimum=3)
 
 # Uploaded recordings stream to a file beside the media store (never into memory) and are refused past this
 # size; nginx's client_max_body_size is rendered from the same value.

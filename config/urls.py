@@ -8,6 +8,7 @@ urlpatterns = [
     path("", include("meetings.urls")),
     path("", include("transcription.urls")),
     path("", include("transcription.reprocess.urls")),
+    path("", include("voices.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("console/", include("administration.urls")),

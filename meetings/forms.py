@@ -50,6 +50,7 @@ class SearchForm(forms.Form):
     q = forms.CharField(max_length=500, required=False, label="Search transcripts")
     meeting = forms.IntegerField(required=False, widget=forms.HiddenInput)
     speaker = forms.CharField(max_length=100, required=False)
+    person = forms.CharField(max_length=20, required=False)
     date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
     page = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)

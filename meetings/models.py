@@ -242,6 +242,10 @@ class AuditEvent(models.Model):
         SPEAKER_MERGE = "speaker_merge", "Merged speakers"
         LOGIN_LOCKED = "login_locked", "Was locked out after failed sign-ins"
         LOCKOUT_LIFTED = "lockout_lifted", "Lifted a sign-in lockout"
+        VOICE_ENROL = "voice_enrol", "Enrolled a voice"
+        VOICE_RECOGNISE = "voice_recognise", "Named a speaker by voice"
+        VOICE_UNDO = "voice_undo", "Undid a voice recognition"
+        VOICE_DELETE = "voice_delete", "Deleted a voiceprint"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")

@@ -148,7 +148,7 @@ def _day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
-def _candidate_sql(*, user, tsquery: str, meeting_id, speaker, date_from, date_to) -> tuple[str, tuple]:
+def _candidate_sql(*, user, tsquery: str, meeting_id, speaker, date_from, date_to, person=None) -> tuple[str, tuple]:
     """SQL for the matching segments the user may see, filtered, ranked and capped at CANDIDATE_CAP + 1."""
     meetings = meetings_visible_to(user)
     if meeting_id is not None:
@@ -166,12 +166,21 @@ def _candidate_sql(*, user, tsquery: str, meeting_id, speaker, date_from, date_t
     if speaker:
         named = Speaker.objects.filter(Q(display_name__iexact=speaker) | Q(label__iexact=speaker))
         segments = segments.filter(speaker__in=named.values("pk"))
+    if person:
+        segments = segments.filter(speaker__in=_person_speakers(person))
     segments = segments.annotate(
         rank=RawSQL(f"ts_rank_cd({table}.search_vector, %s::tsquery)", [tsquery], output_field=FloatField())
     )
     # No ORDER BY: the cap must stop the index scan early instead of sorting every match.
     segments = segments.order_by().values("id", "meeting_id", "speaker_id", "start_ms", "end_ms", "rank")
     return segments[: CANDIDATE_CAP + 1].query.sql_with_params()
+
+
+def _person_speakers(key: str):
+    """Speakers linked to one person (a user or a person record) in any meeting: the known-voices filter."""
+    from voices.selectors import speakers_of_person
+
+    return speakers_of_person(key).values("pk")
 
 
 _PAGE_SQL = """
@@ -212,6 +221,7 @@ def search_segments(
     date_to: date | None = None,
     limit: int = 20,
     offset: int = 0,
+    person: str | None = None,
 ) -> SearchPage:
     """Ranked matches among segments of meetings the user may view. Bad or empty input finds nothing."""
     query = _CONTROL.sub(" ", query).strip()  # PostgreSQL text cannot hold NUL
@@ -225,7 +235,8 @@ def search_segments(
         return empty
     try:
         sql, params = _candidate_sql(
-            user=user, tsquery=tsquery, meeting_id=meeting_id, speaker=(speaker or "").strip(), date_from=date_from, date_to=date_to
+            user=user, tsquery=tsquery, meeting_id=meeting_id, speaker=(speaker or "").strip(), date_from=date_from, date_to=date_to,
+            person=person,
         )
     except EmptyResultSet:
         return empty

@@ -11,6 +11,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from voices.selectors import people_for_search
+
 from . import exports, services
 from .access import EDIT, OWNER, VIEW, MeetingAccessDenied, allows, get_meeting_for_user, meetings_visible_to
 from .audit import audit
@@ -83,7 +85,7 @@ def meeting_detail(request, meeting, role):
         "can_edit": allows(role, EDIT),
         "is_owner": role == OWNER,
         "segments": segments,
-        "speakers": meeting.speakers.annotate(segment_count=Count("segments")),
+        "speakers": meeting.speakers.annotate(segment_count=Count("segments")).select_related("identity__voiceprint"),
         "recording": meeting.recordings.order_by("-source", "-created_at").first(),
         "job": meeting.reprocess_jobs.first(),
         "diarization_installed": bool(settings.DIARIZATION_DIR) and os.path.isfile(os.path.join(settings.DIARIZATION_DIR, "config.yaml")),
@@ -232,10 +234,11 @@ def search(request):
             date_to=data.get("date_to"),
             limit=20,
             offset=(page_number - 1) * 20,
+            person=data.get("person") or None,
         )
         # Who searched, when and how many hits, never what for: the audit log is read by administrators,
         # who get no meeting content, and a query is content ("HIV result Smith").
         audit(request, AuditEvent.Action.SEARCH, meeting_id=data.get("meeting"), detail={"hits": results.total, "words": len(data["q"].split())})
         if data.get("meeting"):
             meeting = meetings_visible_to(request.user).filter(pk=data["meeting"]).first()
-    return render(request, "meetings/search.html", {"form": form, "results": results, "scoped_meeting": meeting})
+    return render(request, "meetings/search.html", {"form": form, "results": results, "scoped_meeting": meeting, "people": people_for_search(request.user)})

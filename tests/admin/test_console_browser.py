@@ -9,7 +9,7 @@ from tests.servers import celery_worker, daphne_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 AXE = "/static/vendor/axe-core/axe.min.js"
-PAGES = ["/console/", "/console/models/", "/console/settings", "/console/audit/"]
+PAGES = ["/console/", "/console/models/", "/console/settings", "/console/audit/", "/console/voices/"]
 
 
 @pytest.fixture

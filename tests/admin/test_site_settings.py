@@ -8,7 +8,7 @@ from meetings.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
-VALID = {"live_delay_ms": 960, "reprocess_delay_ms": 1600, "max_live_streams": 12, "audio_retention_days": 30, "transcript_retention_days": ""}
+VALID = {"live_delay_ms": 960, "reprocess_delay_ms": 1600, "max_live_streams": 12, "audio_retention_days": 30, "transcript_retention_days": "", "voice_match_threshold": 0.75}
 
 
 def test_saving_settings_changes_them_and_records_who_changed_what(admin_client, admin_user):

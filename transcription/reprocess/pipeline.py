@@ -29,7 +29,7 @@ Stage = ReprocessJob.Stage
 # Share of the progress bar per stage: transcription dominates on every machine measured.
 _SPAN = {Stage.DECODING: (0, 10), Stage.TRANSCRIBING: (10, 70), Stage.DIARIZING: (70, 95), Stage.STORING: (95, 100)}
 _TIMING_KEY = {Stage.DECODING: "decode", Stage.TRANSCRIBING: "transcribe", Stage.DIARIZING: "diarize", Stage.STORING: "store"}
-PCM_FILE, WORDS_FILE, TURNS_FILE = "audio.pcm", "words.json", "speakers.rttm"
+PCM_FILE, WORDS_FILE, TURNS_FILE, VOICES_FILE = "audio.pcm", "words.json", "speakers.rttm", "voices.json"
 
 
 class JobCancelled(Exception):
@@ -178,7 +178,7 @@ def _finish(job: ReprocessJob, stage: str, error: str = "") -> None:
 
 def _remove_work_files(job: ReprocessJob) -> None:
     folder = Path(settings.MEDIA_ROOT) / job.work_dir
-    for name in (PCM_FILE, WORDS_FILE, TURNS_FILE):
+    for name in (PCM_FILE, WORDS_FILE, TURNS_FILE, VOICES_FILE):
         (folder / name).unlink(missing_ok=True)
     try:
         folder.rmdir()
@@ -221,6 +221,8 @@ def stage_transcribe(job: ReprocessJob, progress: Callable[[float], None]) -> No
 
 
 def stage_diarize(job: ReprocessJob, progress: Callable[[float], None]) -> None:
+    from voices.recognition import speaker_voices_write
+
     from . import diarize
 
     out = work_path(job, TURNS_FILE)
@@ -235,8 +237,22 @@ def stage_diarize(job: ReprocessJob, progress: Callable[[float], None]) -> None:
                                        copies=settings.DIARIZATION_PARALLEL_CHUNKS)
     pcm = decode.open_pcm(str(work_path(job, PCM_FILE)))
     turns = diarize.diarize_pcm(pipelines, pcm, chunk_s=settings.DIARIZATION_CHUNK_S, on_progress=progress)
+    version = diarize.pipeline_version(model_dir)
+    # Known voices: the speakers' embeddings for recognition at the store step (before the turns, so a rerun redoes both).
+    speaker_voices_write(meeting=job.meeting, pipeline=pipelines[0], pcm=pcm, turns=turns, pipeline_version=version, path=work_path(job, VOICES_FILE))
     _write_atomic(out, write_rttm(turns))
-    _set(job, diarization_version=diarize.pipeline_version(model_dir))
+    _set(job, diarization_version=version)
+
+
+def _recognise_speakers(job: ReprocessJob) -> None:
+    """Name speakers whose voice was enrolled; the transcript is already stored, so a failure here only logs."""
+    from voices.recognition import speaker_voices_read, speakers_recognise
+
+    try:
+        speakers_recognise(meeting=job.meeting, voices=speaker_voices_read(work_path(job, VOICES_FILE)),
+                           pipeline_version=_fresh(job.pk).diarization_version)
+    except Exception:
+        log.exception("recognising the speakers of meeting %s failed; the transcript is stored without their names", job.meeting_id)
 
 
 def stage_store(job: ReprocessJob, progress: Callable[[float], None]) -> None:
@@ -249,4 +265,5 @@ def stage_store(job: ReprocessJob, progress: Callable[[float], None]) -> None:
     transcript_replace(job=job, segments=segments)  # marks the job done in the same transaction
     if _fresh(job.pk).stage != Stage.DONE:
         raise JobCancelled()
+    _recognise_speakers(job)
     _remove_work_files(job)

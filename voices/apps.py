@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class VoicesConfig(AppConfig):
+    name = "voices"
+    verbose_name = "Known voices"
+
+    def ready(self):
+        from . import signals  # noqa: F401
