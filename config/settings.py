@@ -245,6 +245,12 @@ DIARIZATION_BATCH_SIZE = envint("SCRIBE_DIARIZATION_BATCH_SIZE", 0, minimum=0)
 # Chunks separated at once, each by its own copy of the pipeline; more keeps the GPU busier, for more GPU memory.
 DIARIZATION_PARALLEL_CHUNKS = envint("SCRIBE_DIARIZATION_PARALLEL_CHUNKS", 1, minimum=1)
 
+# Transcript segments (live and reprocessed) end at a sentence end, a speaker change, a pause this long,
+# or when they would pass this length (transcription/segments.py).
+SEGMENT_PAUSE_MS = envint("SCRIBE_SEGMENT_PAUSE_MS", 800, minimum=80)
+SEGMENT_MAX_MS = envint("SCRIBE_SEGMENT_MAX_MS", 15_000, minimum=1000)
+SEGMENT_MAX_CHARS = envint("SCRIBE_SEGMENT_MAX_CHARS", 250, minimum=20)
+
 # Uploaded recordings stream to a file beside the media store (never into memory) and are refused past this
 # size; nginx's client_max_body_size is rendered from the same value.
 RECORDING_UPLOAD_MAX_MB = envint("SCRIBE_RECORDING_UPLOAD_MAX_MB", 8192, minimum=1)

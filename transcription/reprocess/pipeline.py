@@ -20,6 +20,8 @@ from meetings.audit import audit
 from meetings.models import AuditEvent, Meeting, Recording, ReprocessJob
 
 from . import decode
+from transcription.segments import rules_from_settings
+
 from .align import TimedWord, Turn, align, read_rttm, write_rttm
 
 log = logging.getLogger(__name__)
@@ -229,7 +231,7 @@ def stage_store(job: ReprocessJob, progress: Callable[[float], None]) -> None:
 
     words = [TimedWord(t, s, e) for t, s, e in json.loads(work_path(job, WORDS_FILE).read_text(encoding="utf-8"))]
     turns: list[Turn] = read_rttm(work_path(job, TURNS_FILE).read_text(encoding="utf-8"))
-    segments = align(words, turns)
+    segments = align(words, turns, rules_from_settings())
     progress(0.5)
     transcript_replace(job=job, segments=segments)  # marks the job done in the same transaction
     if _fresh(job.pk).stage != Stage.DONE:
