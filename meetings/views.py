@@ -193,10 +193,17 @@ def meeting_export(request, meeting, role, fmt):
     export = exports.FORMATS.get(fmt)
     if export is None:
         raise Http404("Unknown export format.")
-    body = export.render(meeting, meeting.segments.select_related("speaker"))
-    audit(request, AuditEvent.Action.EXPORT, obj=meeting, detail={"format": fmt, "bytes": len(body)})
+    extra = {}
+    if export.subtitles:
+        try:
+            extra["options"] = exports.subtitle_options(request.GET)
+        except ValueError as exc:
+            return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
+    body = export.render(meeting, meeting.segments.select_related("speaker"), **extra)
+    detail = {"format": fmt, "bytes": len(body), **({"max_chars": extra["options"].max_chars, "max_lines": extra["options"].max_lines} if extra else {})}
+    audit(request, AuditEvent.Action.EXPORT, obj=meeting, detail=detail)
     response = HttpResponse(body, content_type=export.content_type)
-    response["Content-Disposition"] = f'attachment; filename="meeting-{meeting.pk}.{export.extension}"'
+    response["Content-Disposition"] = exports.export_disposition(meeting, export.extension)
     response["Cache-Control"] = "private, no-store"
     return response
 
@@ -211,7 +218,7 @@ def recording_media(request, meeting, role, recording_id):
     # Players fetch a file in many ranges; one audit row per playback start, not per chunk.
     if not range_header or range_header.replace(" ", "").startswith("bytes=0-"):
         audit(request, AuditEvent.Action.MEDIA_DOWNLOAD, obj=recording, meeting_id=meeting.pk, detail={"range": range_header or ""})
-    download = f"meeting-{meeting.pk}-{recording.pk}.{recording.file.name.rsplit('.', 1)[-1]}" if request.GET.get("download") else None
+    download = exports.export_filename(meeting, recording.file.name.rsplit(".", 1)[-1]) if request.GET.get("download") else None
     return file_response(recording.file.path, recording.content_type, range_header=range_header, download_name=download)
 
 
