@@ -1,5 +1,6 @@
 import functools
 import os
+from dataclasses import replace
 
 from django.conf import settings
 from django.contrib import messages
@@ -18,6 +19,7 @@ from .forms import MeetingForm, SearchForm, SegmentEditForm, ShareForm, SpeakerR
 from .media import file_response
 from .models import AuditEvent, Recording, Segment, Sharing, Speaker
 from .search import search_segments
+from .word_times import hits_at_words
 
 
 
@@ -239,6 +241,7 @@ def search(request):
             limit=20,
             offset=(page_number - 1) * 20,
         )
+        results = replace(results, hits=hits_at_words(results.hits))
         audit(request, AuditEvent.Action.SEARCH, meeting_id=data.get("meeting"), detail={"query": data["q"][:200], "hits": results.total})
         if data.get("meeting"):
             meeting = meetings_visible_to(request.user).filter(pk=data["meeting"]).first()
