@@ -148,6 +148,7 @@ CELERY_TASK_ROUTES = {
     "transcription.tasks.reprocess_transcribe": {"queue": GPU_QUEUE},
     "transcription.tasks.reprocess_diarize": {"queue": GPU_QUEUE},
     "transcription.tasks.reprocess_store": {"queue": CPU_QUEUE},
+    "transcription.tasks.speakers_store": {"queue": CPU_QUEUE},
 }
 CELERY_TASK_ALWAYS_EAGER = envbool("SCRIBE_CELERY_EAGER", False)
 # With acks_late, a task whose worker dies mid-way (a GPU host powered off) goes back to the queue once it

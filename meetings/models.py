@@ -151,9 +151,16 @@ class ReprocessJob(models.Model):
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
+    class Kind(models.TextChoices):
+        TRANSCRIPT = "transcript", "Transcribe and separate speakers"
+        SPEAKERS = "speakers", "Separate speakers again"
+
     FINISHED = (Stage.DONE, Stage.FAILED, Stage.CANCELLED)
 
     meeting = models.ForeignKey(Meeting, on_delete=models.CASCADE, related_name="reprocess_jobs")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.TRANSCRIPT)
+    # For speaker separation: {"num_speakers": n} or {"min_speakers": a, "max_speakers": b}, as people present.
+    speaker_counts = models.JSONField(default=dict, blank=True)
     recording = models.ForeignKey(Recording, on_delete=models.CASCADE, related_name="reprocess_jobs")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -79,6 +79,9 @@ def meeting_create(request):
 @meeting_access(VIEW)
 def meeting_detail(request, meeting, role):
     segments = meeting.segments.select_related("speaker")
+    job = meeting.reprocess_jobs.first()
+    recording = meeting.recordings.order_by("-source", "-created_at").first()
+    diarization_installed = bool(settings.DIARIZATION_DIR) and os.path.isfile(os.path.join(settings.DIARIZATION_DIR, "config.yaml"))
     context = {
         "meeting": meeting,
         "role": role,
@@ -86,9 +89,11 @@ def meeting_detail(request, meeting, role):
         "is_owner": role == OWNER,
         "segments": segments,
         "speakers": meeting.speakers.annotate(segment_count=Count("segments")),
-        "recording": meeting.recordings.order_by("-source", "-created_at").first(),
-        "job": meeting.reprocess_jobs.first(),
-        "diarization_installed": bool(settings.DIARIZATION_DIR) and os.path.isfile(os.path.join(settings.DIARIZATION_DIR, "config.yaml")),
+        "recording": recording,
+        "job": job,
+        "diarization_installed": diarization_installed,
+        "can_separate_speakers": allows(role, EDIT) and diarization_installed and recording is not None
+                                 and (job is None or job.is_finished) and segments.exists(),
         "upload_max_mb": settings.RECORDING_UPLOAD_MAX_MB,
         "sharings": meeting.sharings.select_related("user", "group") if role == OWNER else [],
         "share_form": ShareForm(),
