@@ -92,6 +92,8 @@ def meeting_detail(request, meeting, role):
         "recording": recording,
         "job": job,
         "diarization_installed": diarization_installed,
+        # The job's own notice says speaker separation is missing; the general hint would say it twice.
+        "job_without_speakers": job is not None and job.stage == job.Stage.DONE and not job.diarization_version,
         "can_separate_speakers": allows(role, EDIT) and diarization_installed and recording is not None
                                  and (job is None or job.is_finished) and segments.exists(),
         "upload_max_mb": settings.RECORDING_UPLOAD_MAX_MB,

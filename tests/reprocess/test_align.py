@@ -71,3 +71,15 @@ def test_a_two_voice_meeting_is_split_where_the_voices_change(two_voices, tiny_e
         hyp[Segment(s.start_ms / 1000, s.end_ms / 1000)] = s.speaker
     der = DiarizationErrorRate(collar=0.5)(ref, hyp)
     assert der < 0.1, der
+
+
+def test_transcription_progress_moves_as_each_segment_is_done_not_only_at_the_end(tmp_path, tiny_engine):
+    """Several 8 s segments transcribed side by side in one group: progress is reported as they finish."""
+    from tests.reprocess.conftest import build_meeting
+    from transcription.reprocess.transcribe import transcribe_pcm
+
+    pcm, _ = build_meeting(tmp_path, repeat=2)  # about 28 s: four segments, one group
+    seen: list[float] = []
+    transcribe_pcm(tiny_engine, pcm, 960, on_progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    assert len({round(f, 3) for f in seen if f < 1.0}) >= 2, seen  # not just "nothing, then everything"

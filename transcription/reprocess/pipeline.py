@@ -128,7 +128,8 @@ def run_stage(job_id: int, stage: str, body: Callable[[ReprocessJob, Callable[[f
         return _finish(job, Stage.FAILED, error=str(exc))
     except Exception as exc:
         log.exception("reprocessing job %s failed in %s", job_id, stage)
-        _finish(job, Stage.FAILED, error=f"Reprocessing stopped with an internal error while {stage}: {exc.__class__.__name__}. An administrator can find the details in the worker log.")
+        _finish(job, Stage.FAILED, error=f"Reprocessing stopped with an internal error at the stage “{Stage(stage).label}”. "
+                                         f"Try again; if it fails again, an administrator can find the details of job {job_id} in the worker log.")
         raise
     key = _TIMING_KEY[stage]
     ReprocessJob.objects.filter(pk=job_id).update(timings={**_fresh(job_id).timings, key: round(time.monotonic() - started, 3)})

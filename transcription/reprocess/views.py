@@ -84,7 +84,8 @@ def job_state(job: ReprocessJob | None) -> dict | None:
 @meeting_access(VIEW)
 def reprocess_status(request, meeting, role):
     job = meeting.reprocess_jobs.first()
-    return JsonResponse({"job": job_state(job), "diarization_installed": diarize.is_installed(settings.DIARIZATION_DIR)})
+    return JsonResponse({"job": job_state(job), "diarization_installed": diarize.is_installed(settings.DIARIZATION_DIR),
+                         "meeting": {"status": meeting.status, "status_label": meeting.get_status_display()}})
 
 
 @require_POST
