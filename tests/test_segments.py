@@ -16,7 +16,7 @@ from tests.speech import make_speech_wav, read_wav
 from transcription.live.lines import LineBreaker
 from transcription.reprocess.align import Turn, align
 from transcription.segments import (
-    SegmentRules, TimedWord, boundary, ends_sentence, split_segments, words_after_edit, words_pack, words_spread, words_unpack,
+    SegmentRules, TimedWord, boundary, ends_sentence, split_segments, words_after_edit, words_spread, words_unpack,
 )
 
 STEP = 80
