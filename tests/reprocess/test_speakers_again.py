@@ -130,3 +130,26 @@ def test_counts_for_a_long_recording_cap_each_chunk_and_fold_extra_voices():
     linker.centroids, linker.weights = [v / np.linalg.norm(v) for v in voices], [50.0, 40.0, 5.0]
     turns = [Turn(0, 1000, "SPEAKER_00"), Turn(1000, 2000, "SPEAKER_01"), Turn(2000, 2500, "SPEAKER_02")]
     assert [t.speaker for t in linker.fold(turns, 2)] == ["SPEAKER_00", "SPEAKER_01", "SPEAKER_00"]
+
+
+def test_the_counts_reach_each_chunk_and_a_long_recording_keeps_to_the_exact_number():
+    """The pipeline is asked with the counts; across chunks the meeting ends with at most that many voices.
+    (The pipeline here answers with chosen voices: the random-weight one hears one voice whatever it is asked.)"""
+    from tests.reprocess.test_diarize import _chunk
+    from transcription.reprocess.diarize import diarize_pcm
+
+    asked = []
+    answers = iter([{"A": [1, 0, 0], "B": [0, 1, 0]}, {"A": [0, 0, 1], "B": [0.1, 0.9, 0]}, {"A": [0.9, 0.1, 0]}])
+
+    def pipeline(file, hook=None, **counts):
+        asked.append(counts)
+        return _chunk(next(answers), seconds=4.0)
+
+    pcm = np.zeros(16_000 * 30, dtype=np.int16)  # three 10 s chunks
+    turns = diarize_pcm([pipeline], pcm, chunk_s=10, counts={"num_speakers": 2})
+    assert asked == [{"max_speakers": 2}] * 3
+    assert len({t.speaker for t in turns}) == 2  # three voices heard, the quietest folded into its nearest
+    asked.clear()
+    answers = iter([{"A": [1, 0, 0]}])
+    diarize_pcm([pipeline], pcm[:16_000 * 5], chunk_s=10, counts={"min_speakers": 2, "max_speakers": 3})
+    assert asked == [{"min_speakers": 2, "max_speakers": 3}]
