@@ -156,6 +156,7 @@ CELERY_TASK_ROUTES = {
     "transcription.tasks.reprocess_diarize": {"queue": GPU_QUEUE},
     "transcription.tasks.reprocess_store": {"queue": CPU_QUEUE},
     "voices.tasks.voiceprint_build": {"queue": GPU_QUEUE},  # runs the speaker-separation embedding model
+    "transcription.tasks.speakers_store": {"queue": CPU_QUEUE},
 }
 CELERY_TASK_ALWAYS_EAGER = envbool("SCRIBE_CELERY_EAGER", False)
 # With acks_late, a task whose worker dies mid-way (a GPU host powered off) goes back to the queue once it
@@ -269,6 +270,12 @@ DIARIZATION_BATCH_SIZE = envint("SCRIBE_DIARIZATION_BATCH_SIZE", 0, minimum=0)
 DIARIZATION_PARALLEL_CHUNKS = envint("SCRIBE_DIARIZATION_PARALLEL_CHUNKS", 1, minimum=1)
 # Known voices: a voice is enrolled only from at least this much of one speaker's speech without overlap.
 VOICEPRINT_MIN_SPEECH_S = envint("SCRIBE_VOICEPRINT_MIN_SPEECH_S", 20, minimum=3)
+
+# Transcript segments (live and reprocessed) end at a sentence end, a speaker change, a pause this long,
+# or when they would pass this length (transcription/segments.py).
+SEGMENT_PAUSE_MS = envint("SCRIBE_SEGMENT_PAUSE_MS", 800, minimum=80)
+SEGMENT_MAX_MS = envint("SCRIBE_SEGMENT_MAX_MS", 15_000, minimum=1000)
+SEGMENT_MAX_CHARS = envint("SCRIBE_SEGMENT_MAX_CHARS", 250, minimum=20)
 
 # Uploaded recordings stream to a file beside the media store (never into memory) and are refused past this
 # size; nginx's client_max_body_size is rendered from the same value.

@@ -4,7 +4,10 @@ import json
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from transcription.segments import TimedWord, words_spread, words_unpack
+
 from .models import Meeting, Segment
+from .subtitles import SubtitleOptions, subtitle_cues
 
 
 def clock(ms: int, *, sep: str = ".", hours: bool = True) -> str:
@@ -18,14 +21,17 @@ def clock(ms: int, *, sep: str = ".", hours: bool = True) -> str:
 
 
 def _speaker(segment: Segment) -> str:
-    return segment.speaker.name if segment.speaker_id else ""
+    return segment.speaker.name if segment.speaker else ""
 
 
-def _cue_text(segment: Segment) -> str:
-    # A blank line would end the cue early in SRT and WebVTT players.
-    text = " ".join(segment.text.split())
-    speaker = _speaker(segment)
-    return f"{speaker}: {text}" if speaker else text
+def segment_words(segment: Segment) -> list[TimedWord]:
+    """The segment's timed words; a segment stored before words were kept shares out its own span."""
+    return words_unpack(segment.words) or words_spread(segment.text.split(), segment.start_ms, segment.end_ms)
+
+
+def _cues(segments: Iterable[Segment], options: SubtitleOptions | None, *, name_prefix: bool):
+    runs = ((_speaker(seg), segment_words(seg)) for seg in segments)
+    return subtitle_cues(runs, options or SubtitleOptions(), name_prefix=name_prefix)
 
 
 def to_txt(meeting: Meeting, segments: Iterable[Segment]) -> bytes:
@@ -36,10 +42,12 @@ def to_txt(meeting: Meeting, segments: Iterable[Segment]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def to_srt(meeting: Meeting, segments: Iterable[Segment]) -> bytes:
+def to_srt(meeting: Meeting, segments: Iterable[Segment], options: SubtitleOptions | None = None) -> bytes:
+    """SubRip: speakers as a "Name: " prefix on the first cue of each turn."""
     blocks = []
-    for n, seg in enumerate(segments, start=1):
-        blocks.append(f"{n}\n{clock(seg.start_ms, sep=',')} --> {clock(seg.end_ms, sep=',')}\n{_cue_text(seg)}\n")
+    for n, cue in enumerate(_cues(segments, options, name_prefix=True), start=1):
+        # A blank line would end the cue early in SRT players; lines never hold one.
+        blocks.append(f"{n}\n{clock(cue.start_ms, sep=',')} --> {clock(cue.end_ms, sep=',')}\n" + "\n".join(cue.lines) + "\n")
     return "\n".join(blocks).encode()
 
 
@@ -47,14 +55,15 @@ def _vtt_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("-->", "--&gt;")
 
 
-def to_vtt(meeting: Meeting, segments: Iterable[Segment]) -> bytes:
+def to_vtt(meeting: Meeting, segments: Iterable[Segment], options: SubtitleOptions | None = None) -> bytes:
+    """WebVTT: speakers as voices, `<v Name>` on every cue of theirs."""
     blocks = ["WEBVTT\n"]
-    for seg in segments:
-        speaker = _speaker(seg)
-        text = _vtt_escape(" ".join(seg.text.split()))
-        if speaker:
-            text = f"<v {_vtt_escape(speaker)}>{text}"
-        blocks.append(f"{seg.pk}\n{clock(seg.start_ms)} --> {clock(seg.end_ms)}\n{text}\n")
+    for n, cue in enumerate(_cues(segments, options, name_prefix=False), start=1):
+        lines = [_vtt_escape(line) for line in cue.lines]
+        if cue.speaker:
+            # A voice name ends at ">"; the escaped form keeps a name with one from ending it early.
+            lines[0] = f"<v {_vtt_escape(cue.speaker)}>{lines[0]}"
+        blocks.append(f"{n}\n{clock(cue.start_ms)} --> {clock(cue.end_ms)}\n" + "\n".join(lines) + "\n")
     return "\n".join(blocks).encode()
 
 
@@ -81,6 +90,7 @@ def to_json(meeting: Meeting, segments: Iterable[Segment]) -> bytes:
                 "origin": seg.origin,
                 "model_version": seg.model_version or None,
                 "edited": seg.edited_at is not None,
+                "words": [{"text": w.text, "start_ms": w.start_ms, "end_ms": w.end_ms} for w in segment_words(seg)],
             }
             for seg in segments
         ],
@@ -107,18 +117,55 @@ def to_docx(meeting: Meeting, segments: Iterable[Segment]) -> bytes:
     return out.getvalue()
 
 
+def subtitle_options(query) -> SubtitleOptions:
+    """Line length and lines per cue from an export's query string; ValueError when out of range."""
+    defaults = SubtitleOptions()
+    problem = f"Subtitle lines hold {MIN_LINE_CHARS} to {MAX_LINE_CHARS} characters, and a cue 1 to {MAX_CUE_LINES} lines."
+    try:
+        chars = int(query.get("max_chars") or defaults.max_chars)
+        lines = int(query.get("max_lines") or defaults.max_lines)
+    except ValueError:
+        raise ValueError(problem) from None
+    if not (MIN_LINE_CHARS <= chars <= MAX_LINE_CHARS and 1 <= lines <= MAX_CUE_LINES):
+        raise ValueError(problem)
+    # CJK lines keep their narrower width unless the chosen width is narrower still.
+    return SubtitleOptions(max_chars=chars, max_lines=lines, cjk_max_chars=min(defaults.cjk_max_chars, chars))
+
+
+MIN_LINE_CHARS, MAX_LINE_CHARS, MAX_CUE_LINES = 16, 80, 3
+
+
+def export_filename(meeting: Meeting, extension: str, *, allow_unicode: bool = False) -> str:
+    """"Budget review 3/4" of 30 Nov 2026 -> budget-review-34-2026-11-30.srt: letters, digits and hyphens only."""
+    from django.utils.text import slugify
+
+    title = slugify(meeting.title, allow_unicode=allow_unicode)[:80].strip("-") or "meeting"
+    return f"{title}-{meeting.started_or_created:%Y-%m-%d}.{extension}"
+
+
+def export_disposition(meeting: Meeting, extension: str) -> str:
+    """Content-Disposition naming the file after the meeting: ASCII for every client, UTF-8 for those that read it."""
+    from urllib.parse import quote
+
+    ascii_name = export_filename(meeting, extension)
+    unicode_name = export_filename(meeting, extension, allow_unicode=True)
+    header = f'attachment; filename="{ascii_name}"'
+    return header if unicode_name == ascii_name else f"{header}; filename*=UTF-8''{quote(unicode_name)}"
+
+
 @dataclass(frozen=True)
 class ExportFormat:
-    render: Callable[[Meeting, Iterable[Segment]], bytes]
+    render: Callable[..., bytes]
     content_type: str
     extension: str
     label: str
+    subtitles: bool = False  # takes SubtitleOptions (line length and lines per cue)
 
 
 FORMATS = {
     "txt": ExportFormat(to_txt, "text/plain; charset=utf-8", "txt", "Plain text"),
-    "srt": ExportFormat(to_srt, "application/x-subrip; charset=utf-8", "srt", "SubRip subtitles (SRT)"),
-    "vtt": ExportFormat(to_vtt, "text/vtt; charset=utf-8", "vtt", "WebVTT captions"),
+    "srt": ExportFormat(to_srt, "application/x-subrip; charset=utf-8", "srt", "SubRip subtitles (SRT)", subtitles=True),
+    "vtt": ExportFormat(to_vtt, "text/vtt; charset=utf-8", "vtt", "WebVTT captions", subtitles=True),
     "json": ExportFormat(to_json, "application/json", "json", "JSON"),
     "docx": ExportFormat(to_docx, "application/vnd.openxmlformats-officedocument.wordprocessingml.document", "docx", "Word document (DOCX)"),
 }

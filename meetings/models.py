@@ -108,6 +108,10 @@ class Segment(models.Model):
     end_ms = models.BigIntegerField()
     speaker = models.ForeignKey(Speaker, on_delete=models.SET_NULL, null=True, blank=True, related_name="segments")
     text = models.TextField()
+    # The words with their times, [[text, start_ms, end_ms], ...] (transcription.segments.words_pack).
+    # Kept inside the segment rather than as a row per word: words are only ever read and rewritten
+    # with their segment, and a row per word would be ~10,000 rows per meeting-hour for nothing.
+    words = models.JSONField(default=list, blank=True)
     origin = models.CharField(max_length=16, choices=Origin.choices)
     model_version = models.CharField(max_length=200, blank=True)
     # Indexed per segment, never per meeting: a tsvector is limited to 1 MB and positions to 16,383.
@@ -147,9 +151,16 @@ class ReprocessJob(models.Model):
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
+    class Kind(models.TextChoices):
+        TRANSCRIPT = "transcript", "Transcribe and separate speakers"
+        SPEAKERS = "speakers", "Separate speakers again"
+
     FINISHED = (Stage.DONE, Stage.FAILED, Stage.CANCELLED)
 
     meeting = models.ForeignKey(Meeting, on_delete=models.CASCADE, related_name="reprocess_jobs")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.TRANSCRIPT)
+    # For speaker separation: {"num_speakers": n} or {"min_speakers": a, "max_speakers": b}, as people present.
+    speaker_counts = models.JSONField(default=dict, blank=True)
     recording = models.ForeignKey(Recording, on_delete=models.CASCADE, related_name="reprocess_jobs")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

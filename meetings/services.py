@@ -4,6 +4,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from transcription.segments import words_after_edit, words_pack, words_unpack
+
 from .audit import audit
 from .languages import search_config_for
 from .models import AuditEvent, Meeting, Segment, Sharing, Speaker
@@ -68,8 +70,11 @@ def segment_append(
     origin: str = Segment.Origin.LIVE,
     speaker: Speaker | None = None,
     model_version: str = "",
+    words: list | None = None,
 ) -> Segment:
+    """`words`: [[text, start_ms, end_ms], ...] of the segment's words (see Segment.words)."""
     return Segment.objects.create(
+        words=words or [],
         meeting=meeting,
         text=text,
         start_ms=start_ms,
@@ -88,11 +93,13 @@ def segment_edit(*, segment: Segment, by: User, text: str, request=None) -> Segm
     if text == segment.text:
         return segment
     before = segment.text
+    old_words = words_unpack(segment.words)
     with transaction.atomic():
         segment.text = text
+        segment.words = words_pack(words_after_edit(old_words, text, start_ms=segment.start_ms, end_ms=segment.end_ms))
         segment.edited_at = timezone.now()
         segment.edited_by = by
-        segment.save(update_fields=["text", "edited_at", "edited_by"])
+        segment.save(update_fields=["text", "words", "edited_at", "edited_by"])
         audit(request, AuditEvent.Action.SEGMENT_EDIT, user=by, obj=segment, detail={"before": before, "after": text})
     return segment
 

@@ -1,5 +1,6 @@
 import functools
 import os
+from dataclasses import replace
 
 from django.conf import settings
 from django.contrib import messages
@@ -20,6 +21,7 @@ from .forms import MeetingForm, SearchForm, SegmentEditForm, ShareForm, SpeakerR
 from .media import file_response
 from .models import AuditEvent, Recording, Segment, Sharing, Speaker
 from .search import search_segments
+from .word_times import hits_at_words
 
 
 
@@ -79,6 +81,9 @@ def meeting_create(request):
 @meeting_access(VIEW)
 def meeting_detail(request, meeting, role):
     segments = meeting.segments.select_related("speaker")
+    job = meeting.reprocess_jobs.first()
+    recording = meeting.recordings.order_by("-source", "-created_at").first()
+    diarization_installed = bool(settings.DIARIZATION_DIR) and os.path.isfile(os.path.join(settings.DIARIZATION_DIR, "config.yaml"))
     context = {
         "meeting": meeting,
         "role": role,
@@ -86,9 +91,13 @@ def meeting_detail(request, meeting, role):
         "is_owner": role == OWNER,
         "segments": segments,
         "speakers": meeting.speakers.annotate(segment_count=Count("segments")).select_related("identity__voiceprint"),
-        "recording": meeting.recordings.order_by("-source", "-created_at").first(),
-        "job": meeting.reprocess_jobs.first(),
-        "diarization_installed": bool(settings.DIARIZATION_DIR) and os.path.isfile(os.path.join(settings.DIARIZATION_DIR, "config.yaml")),
+        "recording": recording,
+        "job": job,
+        "diarization_installed": diarization_installed,
+        # The job's own notice says speaker separation is missing; the general hint would say it twice.
+        "job_without_speakers": job is not None and job.stage == job.Stage.DONE and not job.diarization_version,
+        "can_separate_speakers": allows(role, EDIT) and diarization_installed and recording is not None
+                                 and (job is None or job.is_finished) and segments.exists(),
         "upload_max_mb": settings.RECORDING_UPLOAD_MAX_MB,
         "upload_piece_bytes": settings.UPLOAD_PIECE_MAX_BYTES,
         "sharings": meeting.sharings.select_related("user", "group") if role == OWNER else [],
@@ -196,10 +205,17 @@ def meeting_export(request, meeting, role, fmt):
     export = exports.FORMATS.get(fmt)
     if export is None:
         raise Http404("Unknown export format.")
-    body = export.render(meeting, meeting.segments.select_related("speaker"))
-    audit(request, AuditEvent.Action.EXPORT, obj=meeting, detail={"format": fmt, "bytes": len(body)})
+    extra = {}
+    if export.subtitles:
+        try:
+            extra["options"] = exports.subtitle_options(request.GET)
+        except ValueError as exc:
+            return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
+    body = export.render(meeting, meeting.segments.select_related("speaker"), **extra)
+    detail = {"format": fmt, "bytes": len(body), **({"max_chars": extra["options"].max_chars, "max_lines": extra["options"].max_lines} if extra else {})}
+    audit(request, AuditEvent.Action.EXPORT, obj=meeting, detail=detail)
     response = HttpResponse(body, content_type=export.content_type)
-    response["Content-Disposition"] = f'attachment; filename="meeting-{meeting.pk}.{export.extension}"'
+    response["Content-Disposition"] = exports.export_disposition(meeting, export.extension)
     response["Cache-Control"] = "private, no-store"
     return response
 
@@ -214,7 +230,7 @@ def recording_media(request, meeting, role, recording_id):
     # Players fetch a file in many ranges; one audit row per playback start, not per chunk.
     if not range_header or range_header.replace(" ", "").startswith("bytes=0-"):
         audit(request, AuditEvent.Action.MEDIA_DOWNLOAD, obj=recording, meeting_id=meeting.pk, detail={"range": range_header or ""})
-    download = f"meeting-{meeting.pk}-{recording.pk}.{recording.file.name.rsplit('.', 1)[-1]}" if request.GET.get("download") else None
+    download = exports.export_filename(meeting, recording.file.name.rsplit(".", 1)[-1]) if request.GET.get("download") else None
     return file_response(recording.file.path, recording.content_type, range_header=range_header, download_name=download)
 
 
@@ -236,6 +252,7 @@ def search(request):
             offset=(page_number - 1) * 20,
             person=data.get("person") or None,
         )
+        results = replace(results, hits=hits_at_words(results.hits))
         # Who searched, when and how many hits, never what for: the audit log is read by administrators,
         # who get no meeting content, and a query is content ("HIV result Smith").
         audit(request, AuditEvent.Action.SEARCH, meeting_id=data.get("meeting"), detail={"hits": results.total, "words": len(data["q"].split())})

@@ -6,6 +6,7 @@ from django.core.files import File
 
 from meetings import services
 from meetings.models import Meeting, Recording, Segment
+from transcription.segments import words_pack, words_spread
 
 
 def meeting_with_transcript(owner, *, title="Ward round", language="en", lines=None) -> Meeting:
@@ -18,7 +19,8 @@ def meeting_with_transcript(owner, *, title="Ward round", language="en", lines=N
     ]
     for label, start, end, text in lines:
         speaker = services.speaker_get_or_create(meeting=meeting, label=label)
-        services.segment_append(meeting=meeting, text=text, start_ms=start, end_ms=end, speaker=speaker, origin=Segment.Origin.REPROCESSED)
+        words = words_pack(words_spread(text.split(), start, end))
+        services.segment_append(meeting=meeting, text=text, start_ms=start, end_ms=end, speaker=speaker, origin=Segment.Origin.REPROCESSED, words=words)
     return meeting
 
 

@@ -169,7 +169,8 @@ def get_engine():
     try:
         choice = model_choice(max_age_s=0)  # about to load: worth a fresh look at the registry
     except Exception as exc:
-        raise EngineUnavailable(f"The model registry cannot be read ({type(exc).__name__}); try again shortly.") from exc
+        log.warning("the model registry cannot be read: %r", exc)
+        raise EngineUnavailable("The model registry cannot be read; try again shortly.") from exc
     if not choice.path:
         raise EngineUnavailable(NO_MODEL)
     with _load_lock:

@@ -10,7 +10,7 @@ import logging
 from celery import chain, shared_task
 from django.db import OperationalError
 
-from transcription.reprocess import pipeline
+from transcription.reprocess import pipeline, speakers
 from transcription.reprocess.pipeline import Stage
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,16 @@ def reprocess_store(job_id: int) -> None:
 def reprocess_chain(job_id: int):
     """The four stages of one job, in order; a stage that finds the job finished does nothing."""
     return chain(reprocess_decode.si(job_id), reprocess_transcribe.si(job_id), reprocess_diarize.si(job_id), reprocess_store.si(job_id))
+
+
+@shared_task(name="transcription.tasks.speakers_store", **_RETRY)
+def speakers_store(job_id: int) -> None:
+    pipeline.run_stage(job_id, Stage.STORING, speakers.stage_speakers_store)
+
+
+def speakers_chain(job_id: int):
+    """Speaker separation again over the stored words: decode, separate, store; no transcription."""
+    return chain(reprocess_decode.si(job_id), reprocess_diarize.si(job_id), speakers_store.si(job_id))
 
 
 @shared_task(name="transcription.tasks.reprocess_meeting")

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.browser
 
 def test_a_user_signs_in_opens_a_meeting_plays_from_a_segment_and_searches(live_site, browser, console_errors, owner, tmp_path):
     meeting = meeting_with_transcript(owner)
-    wav = make_speech_wav(tmp_path / "round.wav", "Good morning. Her blood pressure improved overnight. We keep the dose and check the kidney function tomorrow.", words_per_minute=120)
+    wav = make_speech_wav(tmp_path / "round.wav", "Good morning. Her blood pressure improved overnight. We keep the dose and check the kidney function tomorrow.", words_per_minute=80)
     attach_recording(meeting, wav)
     page = console_errors(browser.new_page())
 
@@ -31,11 +31,12 @@ def test_a_user_signs_in_opens_a_meeting_plays_from_a_segment_and_searches(live_
     assert "1 result" in status.inner_text()
     assert page.locator("mark").first.inner_text().lower() == "kidney"
 
-    page.get_by_role("link", name="Ward round 00:09").click()
     third = meeting.segments.order_by("start_ms")[2]
-    page.wait_for_url(f"**/meetings/{meeting.pk}/?t=9800#seg-{third.pk}")
+    kidney_ms = next(start for text, start, _ in third.words if text == "kidney")  # the hit opens at its word
+    page.get_by_role("link", name=f"Ward round 00:{kidney_ms // 1000:02d}").click()
+    page.wait_for_url(f"**/meetings/{meeting.pk}/?t={kidney_ms}#seg-{third.pk}")
     assert page.locator(f"#seg-{third.pk}").evaluate("el => el.classList.contains('target')")
-    page.wait_for_function("Math.abs(document.getElementById('player').currentTime - 9.8) < 0.5")
+    page.wait_for_function(f"Math.abs(document.getElementById('player').currentTime - {kidney_ms / 1000}) < 0.5")
 
     assert console_errors.errors == []
     actions = set(AuditEvent.objects.filter(actor=owner).values_list("action", flat=True))

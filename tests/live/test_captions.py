@@ -14,6 +14,7 @@ from tests.servers import caption_worker
 from tests.speech import make_speech_wav, read_wav
 from transcription import engine_host
 from transcription.live.lines import Caption, LineBreaker
+from transcription.segments import SegmentRules
 
 from .conftest import Socket, follow_path, host_path
 
@@ -35,15 +36,16 @@ def test_a_line_ends_at_a_sentence_end_only_once_the_next_word_starts():
     finals = [c.text for c in captions if c.final]
     assert finals == ["Dose is 3.5 mg."]
     assert captions[-1] == Caption(False, "Next", 560, 640)
+    assert [(w.text, w.start_ms, w.end_ms) for w in [c for c in captions if c.final][0].words] == [("Dose", 0, 80), ("is", 80, 160), ("3.5", 160, 400), ("mg.", 400, 560)]
 
 
 def test_a_pause_or_a_long_line_starts_a_new_line_and_partials_grow():
-    breaker = LineBreaker(max_chars=30, pause_ms=960)
+    breaker = LineBreaker(SegmentRules(max_chars=30, pause_ms=960))
     captions = feed(breaker, [("one", 0), (" two", 80), (" three", 2000), (" four five six seven", 2080), (" eight", 2160)])
     assert [c.text for c in captions if c.final] == ["one two", "three four five six seven"]
     assert [c.text for c in captions if not c.final] == ["one", "one two", "three", "three four five six seven", "eight"]
-    assert breaker.flush() == Caption(True, "eight", 2160, 2240)
-    assert breaker.flush() is None
+    assert [(c.final, c.text, c.start_ms, c.end_ms) for c in breaker.flush()] == [(True, "eight", 2160, 2240)]
+    assert breaker.flush() == []
 
 
 # --- Through the sockets, with the engine --------------------------------------------------------
@@ -121,6 +123,11 @@ async def test_followers_get_the_engines_captions_and_they_are_stored_and_search
 
     stored = [s async for s in Segment.objects.filter(meeting=shared_meeting, origin=Segment.Origin.LIVE).order_by("id")]
     assert [(s.text, s.start_ms, s.end_ms) for s in stored] == [(c["text"], c["start_ms"], c["end_ms"]) for c in finals]
+    # Each live segment keeps its words with their own times, inside the segment and in order.
+    assert [t for s in stored for t, _, _ in s.words] == expected_words
+    for s in stored:
+        assert s.words[0][1] == s.start_ms and s.words[-1][2] == s.end_ms
+        assert all(a[2] <= b[1] and a[1] < a[2] for a, b in zip(s.words, s.words[1:]))
     word = max((w.strip(".,!?") for w in expected_words if w.strip(".,!?").isalpha()), key=len, default=None)
     if word:  # random weights may say nothing searchable; when they do, search must find it
         page = await sync_to_async(search_segments)(user=member, query=word)

@@ -130,3 +130,24 @@ def test_ending_a_live_session_queues_its_recording(owner, meeting, django_captu
     assert job.recording.source == Recording.Source.LIVE and job.delay_ms == 960 and len(queued) == 1
     meeting.refresh_from_db()
     assert meeting.status == Meeting.Status.PROCESSING
+
+
+def test_the_missing_speaker_separation_notice_appears_once_and_errors_name_no_exception(client, owner, meeting, settings):
+    from transcription.reprocess.pipeline import run_stage
+
+    settings.DIARIZATION_DIR = ""
+    recording = Recording.objects.create(meeting=meeting, source=Recording.Source.UPLOAD, sha256="a" * 64)
+    ReprocessJob.objects.create(meeting=meeting, recording=recording, stage=ReprocessJob.Stage.DONE, percent=100)
+    client.force_login(owner)
+    page = client.get(reverse("meetings:detail", args=[meeting.pk])).content.decode()
+    assert page.count("Speaker separation is not installed") == 1
+
+    def broken(job, progress):
+        raise KeyError("segment_words")
+
+    failing = ReprocessJob.objects.create(meeting=meeting, recording=recording)
+    with pytest.raises(KeyError):
+        run_stage(failing.pk, ReprocessJob.Stage.STORING, broken)
+    failing.refresh_from_db()
+    assert failing.stage == ReprocessJob.Stage.FAILED
+    assert "KeyError" not in failing.error and "Saving the transcript" in failing.error and "Try again" in failing.error

@@ -15,6 +15,7 @@ import numpy as np
 from channels.db import database_sync_to_async
 
 from transcription import engine_host
+from transcription.segments import SegmentRules, rules_from_settings, words_pack
 
 from . import conf
 from .events import EngineHealth, WorkerAudio, WorkerClose, WorkerOpen
@@ -47,6 +48,15 @@ STALL_LAG_MS = 3000  # audio waiting this long for the engine: captions are visi
 CLOSE_TIMEOUT_S = 30
 
 
+LIVE_MAX_CHARS = 90  # about two lines of a caption display: a longer line becomes final sooner
+
+
+def live_rules() -> SegmentRules:
+    """The site's segment rules, with lines no longer than a caption display shows."""
+    rules = rules_from_settings()
+    return SegmentRules(pause_ms=rules.pause_ms, max_ms=rules.max_ms, max_chars=min(rules.max_chars, LIVE_MAX_CHARS))
+
+
 class EngineStream:
     """A stream on this process's engine, turned into caption lines (`delta` and `final` events).
 
@@ -60,7 +70,7 @@ class EngineStream:
     def __init__(self, *, delay_ms: int, on_event: OnEvent):
         self.delay_ms = delay_ms
         self.on_event = on_event
-        self.lines = LineBreaker()
+        self.lines = LineBreaker(live_rules())
         self._engine = self._stream = self._flusher = None
         self._last_text_at = time.monotonic()
 
@@ -97,11 +107,13 @@ class EngineStream:
             self.on_event("failed", {"message": event.message})
 
     def _publish(self, caption: Caption) -> None:
-        self.on_event("final" if caption.final else "delta", {"text": caption.text, "start_ms": caption.start_ms, "end_ms": caption.end_ms})
+        data = {"text": caption.text, "start_ms": caption.start_ms, "end_ms": caption.end_ms}
+        if caption.final:
+            data["words"] = words_pack(caption.words)
+        self.on_event("final" if caption.final else "delta", data)
 
     def _flush(self) -> None:
-        caption = self.lines.flush()
-        if caption:
+        for caption in self.lines.flush():
             self._publish(caption)
 
     async def _flush_when_quiet(self) -> None:
@@ -218,7 +230,7 @@ class RemoteStream:
             self._closed.set_result(True)
         elif kind in ("delta", "final", "failed"):
             self._health_at = time.monotonic()
-            self.on_event(kind, {k: message[k] for k in ("text", "start_ms", "end_ms", "message") if k in message})
+            self.on_event(kind, {k: message[k] for k in ("text", "start_ms", "end_ms", "words", "message") if k in message})
 
     async def feed(self, pcm: bytes) -> None:
         audio: WorkerAudio = {"type": "caption.audio", "stream_id": self.stream_id, "pcm": pcm}

@@ -158,7 +158,8 @@ class HostConsumer(LiveSocket):
         if final:
             if not text:
                 return
-            await db(session.host_final)(meeting_id=self.meeting_id, text=text, start_ms=start_ms, end_ms=end_ms)
+            words = [[t, self.offset_ms + s, self.offset_ms + e] for t, s, e in data.get("words") or ()]
+            await db(session.host_final)(meeting_id=self.meeting_id, text=text, start_ms=start_ms, end_ms=end_ms, words=words)
             self.final_seq += 1
         event: CaptionEvent = {"type": "caption", "final": final, "seq": self.final_seq, "text": text,
                                "start_ms": start_ms, "end_ms": end_ms, "sent_at": time.time()}

@@ -102,9 +102,10 @@ def host_set_status(*, meeting_id: int, status: str) -> None:
     Meeting.objects.filter(pk=meeting_id).update(status=status)
 
 
-def host_final(*, meeting_id: int, text: str, start_ms: int, end_ms: int, model_version: str = "") -> Segment:
+def host_final(*, meeting_id: int, text: str, start_ms: int, end_ms: int, model_version: str = "", words: list | None = None) -> Segment:
     meeting = Meeting.objects.get(pk=meeting_id)
-    return segment_append(meeting=meeting, text=text, start_ms=start_ms, end_ms=end_ms, origin=Segment.Origin.LIVE, model_version=model_version)
+    return segment_append(meeting=meeting, text=text, start_ms=start_ms, end_ms=end_ms, origin=Segment.Origin.LIVE,
+                          model_version=model_version, words=words or [])
 
 
 def recording_saved(*, recording_id: int, data_bytes: int, final: bool) -> None:

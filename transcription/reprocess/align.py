@@ -2,18 +2,15 @@
 
 Each word goes to the speaker whose turns overlap it most (a word inside a turn boundary goes to the
 side holding more of it); words in no turn take the nearest turn's speaker within `snap_ms`, otherwise
-none. Consecutive words of one speaker form a segment, which is also closed at a long pause or when it
-grows past `max_segment_ms`, so that search hits and "play from here" land near the words.
+none. Segments then end where `transcription.segments.boundary` says (speaker change, sentence end,
+pause, maximum length), the same rule live captions follow, and keep their words with their times.
 """
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from transcription.segments import SegmentRules, TimedWord, segment_text, split_segments
 
-@dataclass(frozen=True)
-class TimedWord:
-    text: str
-    start_ms: int
-    end_ms: int
+__all__ = ["TimedWord", "Turn", "AlignedSegment", "TurnIndex", "align", "read_rttm", "write_rttm"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +26,7 @@ class AlignedSegment:
     end_ms: int
     speaker: str | None
     text: str
+    words: tuple[TimedWord, ...] = field(default=(), compare=False)
 
 
 class TurnIndex:
@@ -68,33 +66,17 @@ class TurnIndex:
 _LOOKBACK = 8  # turns before the word checked for the nearest end; overlapping turns are rare beyond this
 
 
-def align(words: list[TimedWord], turns: list[Turn], *, snap_ms: int = 1000, pause_ms: int = 1500,
-          max_segment_ms: int = 30_000) -> list[AlignedSegment]:
-    """Words (in time order) grouped into segments, split at speaker changes, long pauses and length."""
+def align(words: list[TimedWord], turns: list[Turn], rules: SegmentRules | None = None, *, snap_ms: int = 1000) -> list[AlignedSegment]:
+    """Words (in time order) grouped into segments at speaker changes, sentence ends, pauses and length."""
     index = TurnIndex(turns)
-    segments: list[AlignedSegment] = []
-    current: list[TimedWord] = []
-    current_speaker: str | None = None
-    for word in words:
-        speaker = index.speaker_for(word.start_ms, max(word.end_ms, word.start_ms + 1), snap_ms)
-        if current and (
-            speaker != current_speaker
-            or word.start_ms - current[-1].end_ms > pause_ms
-            or word.end_ms - current[0].start_ms > max_segment_ms
-        ):
-            segments.append(_segment(current, current_speaker))
-            current = []
-        if not current:
-            current_speaker = speaker
-        current.append(word)
-    if current:
-        segments.append(_segment(current, current_speaker))
-    return segments
 
+    def speaker_of(word: TimedWord) -> str | None:
+        return index.speaker_for(word.start_ms, max(word.end_ms, word.start_ms + 1), snap_ms)
 
-def _segment(words: list[TimedWord], speaker: str | None) -> AlignedSegment:
-    text = " ".join(w.text for w in words if w.text)
-    return AlignedSegment(words[0].start_ms, max(words[-1].end_ms, words[0].start_ms), speaker, text)
+    return [
+        AlignedSegment(group[0].start_ms, max(group[-1].end_ms, group[0].start_ms), speaker, segment_text(group), tuple(group))
+        for speaker, group in split_segments(words, rules or SegmentRules(), speaker_of)
+    ]
 
 
 def read_rttm(text: str) -> list[Turn]:

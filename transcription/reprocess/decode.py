@@ -7,6 +7,7 @@ A WAV that already holds 16 kHz mono PCM16 (every live recording) is copied, not
 a WAV over in frames of a few thousand samples, and the Python work per frame made three hours take a
 minute on a two-core machine; the copy takes a fraction of a second.
 """
+import logging
 import os
 import struct
 from collections.abc import Callable
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 
 import av
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
 BYTES_PER_SAMPLE = 2
@@ -35,7 +38,8 @@ def _open(path: str):
     try:
         container = av.open(path, metadata_errors="ignore")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise RecordingUnreadable(f"This file could not be opened as audio or video ({exc.__class__.__name__}). "
+        log.info("recording %s could not be opened: %r", path, exc)
+        raise RecordingUnreadable("This file could not be opened as audio or video. "
                                   "Upload a WAV, FLAC, MP3, M4A/AAC, OGG/Opus, WebM or MP4 recording.") from None
     if not container.streams.audio:
         container.close()
@@ -63,7 +67,8 @@ def probe(path: str) -> Probe:
                 if decoded >= PROBE_SECONDS:
                     break
         except (av.FFmpegError, ValueError) as exc:
-            raise RecordingUnreadable(f"The sound track could not be decoded ({exc.__class__.__name__}); the file may be damaged or cut short.") from None
+            log.info("recording %s could not be decoded: %r", path, exc)
+            raise RecordingUnreadable("The sound track could not be decoded; the file may be damaged or cut short.") from None
         if decoded == 0:
             raise RecordingUnreadable("The sound track is empty: no audio could be decoded from this file.")
         return Probe(_duration_ms(container, stream), stream.codec_context.name, container.format.name)
@@ -113,7 +118,9 @@ def decode_to_pcm(path: str, out_path: str, *, on_progress: Callable[[float], No
                             reported = fraction
                 samples += _write(out, resampler.resample(None))  # flush the resampler's tail
             except (av.FFmpegError, ValueError) as exc:
-                raise RecordingUnreadable(f"Decoding stopped {samples / SAMPLE_RATE:.0f} s into the recording ({exc.__class__.__name__}); the file may be damaged.") from None
+                log.info("decoding stopped at sample %s: %r", samples, exc)
+                raise RecordingUnreadable(f"Decoding stopped {samples / SAMPLE_RATE:.0f} s into the recording; the file may be damaged. "
+                                          "Export it again from the recorder, or upload another copy.") from None
             out.flush()
             os.fsync(out.fileno())
         if samples == 0:

@@ -73,7 +73,8 @@ def _load(model_dir: str, device: str | None, batch_size: int = 0):
     return pipeline
 
 
-def diarize_pcm(pipelines, pcm: np.ndarray, *, chunk_s: int, on_progress: Callable[[float], None] | None = None) -> list[Turn]:
+def diarize_pcm(pipelines, pcm: np.ndarray, *, chunk_s: int, on_progress: Callable[[float], None] | None = None,
+                counts: dict | None = None) -> list[Turn]:
     """Speaker turns (without overlaps) for 16 kHz int16 `pcm`, `chunk_s` seconds of audio per call.
 
     `pipelines` are copies of one pipeline (`load_pipelines`): that many chunks are separated at once, in
@@ -81,11 +82,14 @@ def diarize_pcm(pipelines, pcm: np.ndarray, *, chunk_s: int, on_progress: Callab
     pyannote's Python holds the interpreter lock, so the gain is modest (3 h on an H100: 31 s with one
     copy, 26 s with three). Chunks are linked into
     meeting-wide speakers in their order afterwards, so the result does not depend on the copies.
-    `on_progress` is called on the calling thread only (it may write to the database)."""
+    `on_progress` is called on the calling thread only (it may write to the database).
+    `counts`: the people present, {"num_speakers": n} or {"min_speakers": a, "max_speakers": b} (see
+    `chunk_counts`)."""
     pipelines = list(pipelines)
     chunk = max(1, chunk_s) * SAMPLE_RATE
     # A last sliver too short to hold speech is left out.
     starts = [s for s in range(0, len(pcm), chunk) if min(chunk, len(pcm) - s) >= SAMPLE_RATE // 10]
+    per_chunk = chunk_counts(counts or {}, len(starts))
     done = [0.0] * len(starts)  # each chunk's progress, written by its thread
     stop = threading.Event()
     idle: queue.SimpleQueue = queue.SimpleQueue()
@@ -98,7 +102,7 @@ def diarize_pcm(pipelines, pcm: np.ndarray, *, chunk_s: int, on_progress: Callab
         pipeline = idle.get()
         try:
             piece = np.asarray(pcm[start:start + chunk], dtype=np.float32) / 32768.0  # one chunk as float, never the whole file
-            output = pipeline({"waveform": torch.from_numpy(piece)[None], "sample_rate": SAMPLE_RATE}, hook=_hook(done, index, stop))
+            output = pipeline({"waveform": torch.from_numpy(piece)[None], "sample_rate": SAMPLE_RATE}, hook=_hook(done, index, stop), **per_chunk)
             return output, len(piece)
         finally:
             idle.put(pipeline)
@@ -127,9 +131,22 @@ def diarize_pcm(pipelines, pcm: np.ndarray, *, chunk_s: int, on_progress: Callab
     turns: list[Turn] = []
     for start, (output, length) in zip(starts, results):
         turns += linker.add_chunk(output, offset_ms=start * 1000 // SAMPLE_RATE, length_ms=length * 1000 // SAMPLE_RATE)
+    cap = (counts or {}).get("num_speakers") or (counts or {}).get("max_speakers")
+    if cap and len(starts) > 1:
+        turns = linker.fold(turns, cap)
     if on_progress:
         on_progress(1.0)
     return turns
+
+
+def chunk_counts(counts: dict, chunks: int) -> dict:
+    """The pipeline's speaker-count arguments for one chunk. A recording in one chunk takes them as
+    given; in several, a chunk may hear fewer people than the meeting, so only the ceiling applies
+    to each chunk and the meeting-wide count is enforced when chunks are linked (`fold`)."""
+    if chunks <= 1:
+        return {k: v for k, v in counts.items() if k in ("num_speakers", "min_speakers", "max_speakers") and v}
+    cap = counts.get("num_speakers") or counts.get("max_speakers")
+    return {"max_speakers": cap} if cap else {}
 
 
 class _Stopped(Exception):
@@ -174,6 +191,17 @@ class SpeakerLinker:
             if label in names and end > start:
                 turns.append(Turn(offset_ms + start, offset_ms + end, names[label]))
         return turns
+
+    def fold(self, turns: list[Turn], cap: int) -> list[Turn]:
+        """Turns relabelled so that at most `cap` speakers remain: the ones who spoke longest stay, and
+        each other voice joins the remaining speaker it sounds most like."""
+        order = sorted(range(len(self.centroids)), key=lambda i: -self.weights[i])
+        kept, into = order[:cap], {}
+        for i in order[cap:]:
+            sims = [float(self.centroids[k] @ self.centroids[i]) if self.centroids[k].shape == self.centroids[i].shape else -np.inf for k in kept]
+            sims = [x if np.isfinite(x) else -np.inf for x in sims]
+            into[_label(i)] = _label(kept[int(np.argmax(sims))] if kept else i)
+        return [Turn(t.start_ms, t.end_ms, into.get(t.speaker, t.speaker)) for t in turns]
 
     def _assign(self, vector, weight: float) -> str:
         unit = None

@@ -21,6 +21,8 @@ from meetings.audit import audit
 from meetings.models import AuditEvent, Meeting, Recording, ReprocessJob
 
 from . import decode
+from transcription.segments import rules_from_settings
+
 from .align import TimedWord, Turn, align, read_rttm, write_rttm
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,8 @@ Stage = ReprocessJob.Stage
 
 # Share of the progress bar per stage: transcription dominates on every machine measured.
 _SPAN = {Stage.DECODING: (0, 10), Stage.TRANSCRIBING: (10, 70), Stage.DIARIZING: (70, 95), Stage.STORING: (95, 100)}
+# Separating speakers again decodes, separates and stores only.
+_SPEAKERS_SPAN = {Stage.DECODING: (0, 15), Stage.DIARIZING: (15, 95), Stage.STORING: (95, 100)}
 _TIMING_KEY = {Stage.DECODING: "decode", Stage.TRANSCRIBING: "transcribe", Stage.DIARIZING: "diarize", Stage.STORING: "store"}
 PCM_FILE, WORDS_FILE, TURNS_FILE, VOICES_FILE = "audio.pcm", "words.json", "speakers.rttm", "voices.json"
 
@@ -42,22 +46,26 @@ class JobFailed(Exception):
 
 # ---- queueing -------------------------------------------------------------------------------------
 
-def reprocess_queue(*, meeting: Meeting, recording: Recording, by=None, request=None) -> ReprocessJob:
+def reprocess_queue(*, meeting: Meeting, recording: Recording, by=None, request=None,
+                    kind: str = ReprocessJob.Kind.TRANSCRIPT, speaker_counts: dict | None = None) -> ReprocessJob:
     """Create a job for `recording` and start its tasks once the transaction commits.
 
     A meeting has at most one unfinished job: an earlier one still running is cancelled, since its
-    result would be replaced anyway.
+    result would be replaced anyway. `kind` SPEAKERS separates speakers again over the stored words
+    (transcription/reprocess/speakers.py).
     """
-    from transcription.tasks import reprocess_chain
+    from transcription.tasks import reprocess_chain, speakers_chain
 
     with transaction.atomic():
         Meeting.objects.select_for_update().filter(pk=meeting.pk).first()
         earlier = ReprocessJob.objects.filter(meeting=meeting).exclude(stage__in=ReprocessJob.FINISHED)
         earlier.filter(stage=Stage.QUEUED).update(cancel_requested=True, stage=Stage.CANCELLED, finished_at=timezone.now())
         earlier.update(cancel_requested=True)  # running ones stop at their next progress report
-        job = ReprocessJob.objects.create(meeting=meeting, recording=recording, created_by=by, delay_ms=settings.ASR_REPROCESS_DELAY_MS)
+        job = ReprocessJob.objects.create(meeting=meeting, recording=recording, created_by=by, delay_ms=settings.ASR_REPROCESS_DELAY_MS,
+                                          kind=kind, speaker_counts=speaker_counts or {})
         Meeting.objects.filter(pk=meeting.pk).update(status=Meeting.Status.PROCESSING)
-        transaction.on_commit(lambda: reprocess_chain(job.pk).apply_async())
+        chain = speakers_chain if kind == ReprocessJob.Kind.SPEAKERS else reprocess_chain
+        transaction.on_commit(lambda: chain(job.pk).apply_async())
     return job
 
 
@@ -122,7 +130,7 @@ def run_stage(job_id: int, stage: str, body: Callable[[ReprocessJob, Callable[[f
         return
     if job.cancel_requested:
         return _finish(job, Stage.CANCELLED)
-    _set(job, stage=stage, percent=_SPAN[stage][0])
+    _set(job, stage=stage, percent=_span(job, stage)[0])
     started = time.monotonic()
     try:
         body(job, _reporter(job, stage))
@@ -134,14 +142,19 @@ def run_stage(job_id: int, stage: str, body: Callable[[ReprocessJob, Callable[[f
         return _finish(job, Stage.FAILED, error=str(exc))
     except Exception as exc:
         log.exception("reprocessing job %s failed in %s", job_id, stage)
-        _finish(job, Stage.FAILED, error=f"Reprocessing stopped with an internal error while {stage}: {exc.__class__.__name__}. An administrator can find the details in the worker log.")
+        _finish(job, Stage.FAILED, error=f"Reprocessing stopped with an internal error at the stage “{Stage(stage).label}”. "
+                                         f"Try again; if it fails again, an administrator can find the details of job {job_id} in the worker log.")
         raise
     key = _TIMING_KEY[stage]
     ReprocessJob.objects.filter(pk=job_id).update(timings={**_fresh(job_id).timings, key: round(time.monotonic() - started, 3)})
 
 
+def _span(job: ReprocessJob, stage: str) -> tuple[int, int]:
+    return (_SPEAKERS_SPAN if job.kind == ReprocessJob.Kind.SPEAKERS else _SPAN)[stage]
+
+
 def _reporter(job: ReprocessJob, stage: str) -> Callable[[float], None]:
-    lo, hi = _SPAN[stage]
+    lo, hi = _span(job, stage)
     last = [0.0]
 
     def report(fraction: float) -> None:
@@ -236,7 +249,7 @@ def stage_diarize(job: ReprocessJob, progress: Callable[[float], None]) -> None:
     pipelines = diarize.load_pipelines(model_dir, settings.DIARIZATION_DEVICE or None, settings.DIARIZATION_BATCH_SIZE,
                                        copies=settings.DIARIZATION_PARALLEL_CHUNKS)
     pcm = decode.open_pcm(str(work_path(job, PCM_FILE)))
-    turns = diarize.diarize_pcm(pipelines, pcm, chunk_s=settings.DIARIZATION_CHUNK_S, on_progress=progress)
+    turns = diarize.diarize_pcm(pipelines, pcm, chunk_s=settings.DIARIZATION_CHUNK_S, on_progress=progress, counts=job.speaker_counts)
     version = diarize.pipeline_version(model_dir)
     # Known voices: the speakers' embeddings for recognition at the store step (before the turns, so a rerun redoes both).
     speaker_voices_write(meeting=job.meeting, pipeline=pipelines[0], pcm=pcm, turns=turns, pipeline_version=version, path=work_path(job, VOICES_FILE))
@@ -260,7 +273,7 @@ def stage_store(job: ReprocessJob, progress: Callable[[float], None]) -> None:
 
     words = [TimedWord(t, s, e) for t, s, e in json.loads(work_path(job, WORDS_FILE).read_text(encoding="utf-8"))]
     turns: list[Turn] = read_rttm(work_path(job, TURNS_FILE).read_text(encoding="utf-8"))
-    segments = align(words, turns)
+    segments = align(words, turns, rules_from_settings())
     progress(0.5)
     transcript_replace(job=job, segments=segments)  # marks the job done in the same transaction
     if _fresh(job.pk).stage != Stage.DONE:

@@ -5,6 +5,8 @@ from django.utils import timezone
 from meetings.languages import search_config_for
 from meetings.models import Meeting, ReprocessJob, Segment, Speaker
 
+from transcription.segments import words_pack
+
 from .align import AlignedSegment
 
 BATCH = 2000
@@ -31,7 +33,7 @@ def transcript_replace(*, job: ReprocessJob, segments: list[AlignedSegment]) -> 
         config = search_config_for(meeting.language)
         version = " + ".join(v for v in (job.asr_version, job.diarization_version) if v)
         rows = [
-            Segment(meeting=meeting, start_ms=s.start_ms, end_ms=max(s.end_ms, s.start_ms), text=s.text,
+            Segment(meeting=meeting, start_ms=s.start_ms, end_ms=max(s.end_ms, s.start_ms), text=s.text, words=words_pack(s.words),
                     speaker=speakers.get(s.speaker), origin=Segment.Origin.REPROCESSED,
                     model_version=version[:200], search_config=config)
             for s in segments if s.text.strip()

@@ -46,10 +46,16 @@ def transcribe_pcm(engine, pcm: np.ndarray, delay_ms: int, *, on_progress: Calla
     for g in range(0, len(spans), group):
         batch = spans[g:g + group]
         # Each cut segment is shorter than offline_segment_s + offline_search_s, so the engine keeps it whole.
-        transcripts = engine.transcribe_many([np.array(pcm[a:b]) for a, b in batch], delay_ms)
+        within = _share(on_progress, done=batch[0][0], size=batch[-1][1] - batch[0][0], total=len(pcm)) if on_progress else None
+        transcripts = engine.transcribe_many([np.array(pcm[a:b]) for a, b in batch], delay_ms, on_progress=within)
         for (a, _), transcript in zip(batch, transcripts):
             offset = a * 1000 // A.SAMPLE_RATE
             words += [TimedWord(w.text, w.start_ms + offset, w.end_ms + offset) for w in transcript.words() if w.text]
         if on_progress:
-            on_progress(min(1.0, (g + len(batch)) / len(spans)))
+            on_progress(min(1.0, batch[-1][1] / max(1, len(pcm))))
     return words
+
+
+def _share(on_progress: Callable[[float], None], *, done: int, size: int, total: int) -> Callable[[float], None]:
+    """A group's progress (0..1 of its own samples) reported as progress through the whole recording."""
+    return lambda fraction: on_progress(min(1.0, (done + fraction * size) / max(1, total)))

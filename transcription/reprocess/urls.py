@@ -12,4 +12,5 @@ urlpatterns = [
     path("meetings/<int:meeting_id>/reprocessing", views.reprocess_status, name="status"),
     path("meetings/<int:meeting_id>/reprocessing/<int:job_id>/cancel", views.reprocess_cancel_view, name="cancel"),
     path("meetings/<int:meeting_id>/reprocessing/retry", views.reprocess_retry, name="retry"),
+    path("meetings/<int:meeting_id>/reprocessing/speakers", views.speakers_again, name="speakers"),
 ]

@@ -12,7 +12,7 @@ from meetings.audit import audit
 from meetings.models import AuditEvent, ReprocessJob
 from meetings.views import _int_or_none, _wants_json, meeting_access
 
-from . import diarize, resumable
+from . import diarize, resumable, speakers
 from .pipeline import reprocess_cancel, reprocess_queue, reprocess_room_check
 from .services import recording_upload as upload_service
 from .upload import RecordingUploadHandler, upload_limit_bytes
@@ -84,7 +84,8 @@ def job_state(job: ReprocessJob | None) -> dict | None:
 @meeting_access(VIEW)
 def reprocess_status(request, meeting, role):
     job = meeting.reprocess_jobs.first()
-    return JsonResponse({"job": job_state(job), "diarization_installed": diarize.is_installed(settings.DIARIZATION_DIR)})
+    return JsonResponse({"job": job_state(job), "diarization_installed": diarize.is_installed(settings.DIARIZATION_DIR),
+                         "meeting": {"status": meeting.status, "status_label": meeting.get_status_display()}})
 
 
 @require_POST
@@ -112,6 +113,31 @@ def reprocess_retry(request, meeting, role):
     job = reprocess_queue(meeting=meeting, recording=recording, by=request.user, request=request)
     audit(request, AuditEvent.Action.MEETING_UPDATE, obj=meeting, detail={"reprocess": job.pk, "recording": recording.pk})
     return _reply(request, meeting, 202, job=job_state(job))
+
+
+@require_POST
+@meeting_access(EDIT)
+def speakers_again(request, meeting, role):
+    """Separate speakers again over the stored words, optionally with the number of people present."""
+    try:
+        counts = speakers.speaker_counts(**{name: _count(request.POST.get(name)) for name in ("exact", "minimum", "maximum")})
+        job = speakers.speakers_queue(meeting=meeting, by=request.user, counts=counts, request=request)
+    except ValidationError as exc:
+        return _reply(request, meeting, 400, error=" ".join(exc.messages))
+    audit(request, AuditEvent.Action.MEETING_UPDATE, obj=meeting, detail={"separate_speakers": job.pk, **counts})
+    if not _wants_json(request):
+        messages.success(request, "Speakers are being separated again. The words stay as they are.")
+        return redirect("meetings:detail", meeting.pk)
+    return JsonResponse({"job": job_state(job)}, status=202)
+
+
+def _count(value: str | None) -> int | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValidationError("The number of people must be a whole number.") from None
 
 
 # Resumable uploads (used by the meeting page's script): start, send pieces, ask how far, finish.

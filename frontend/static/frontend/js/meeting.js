@@ -1,8 +1,23 @@
-// Meeting page: time stamps play the recording from that moment, the segment being spoken is
-// highlighted, a link with ?t= opens at that time, and destructive forms ask first.
+// Meeting page: time stamps and words play the recording from that moment, the segment and the word
+// being spoken are highlighted, a link with ?t= opens at that time (a search hit: at its word), and
+// destructive forms ask first.
 const root = document.getElementById("meeting");
 const player = document.getElementById("player");
 const segments = [...document.querySelectorAll(".segment")];
+const words = [...document.querySelectorAll(".segment .word")]; // in time order, as the transcript is
+const wordStarts = words.map((w) => Number(w.dataset.startMs));
+
+// The last word starting at or before `ms`, if `ms` is still inside it; binary search (hours of words).
+function wordAt(ms) {
+  let lo = 0;
+  let hi = wordStarts.length - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (wordStarts[mid] <= ms) { found = mid; lo = mid + 1; } else hi = mid - 1;
+  }
+  return found >= 0 && ms < Number(words[found].dataset.endMs) ? words[found] : null;
+}
 
 function seek(ms, { play = true } = {}) {
   if (!player) return;
@@ -21,19 +36,36 @@ document.addEventListener("click", (event) => {
   const segment = event.target.closest(".segment");
   if (!segment || event.target.closest("details, a, button, textarea, input")) return;
   if (String(window.getSelection())) return;
-  seek(Number(segment.dataset.startMs));
+  const word = event.target.closest(".word");
+  seek(Number((word || segment).dataset.startMs));
 });
 
-if (player) {
-  let current = null;
-  player.addEventListener("timeupdate", () => {
-    const ms = player.currentTime * 1000;
-    const seg = segments.find((s) => ms >= Number(s.dataset.startMs) && ms < Number(s.dataset.endMs));
-    if (seg === current) return;
-    current?.classList.remove("playing");
+let currentSegment = null;
+let currentWord = null;
+function highlight(ms) {
+  const seg = segments.find((s) => ms >= Number(s.dataset.startMs) && ms < Number(s.dataset.endMs)) || null;
+  if (seg !== currentSegment) {
+    currentSegment?.classList.remove("playing");
     seg?.classList.add("playing");
-    current = seg;
-  });
+    currentSegment = seg;
+  }
+  const word = wordAt(ms);
+  if (word !== currentWord) {
+    currentWord?.classList.remove("current-word");
+    word?.classList.add("current-word");
+    currentWord = word;
+  }
+}
+
+if (player) {
+  // timeupdate fires about four times a second: too coarse for words, so frames drive it while playing.
+  const follow = () => {
+    highlight(player.currentTime * 1000);
+    if (!player.paused) requestAnimationFrame(follow);
+  };
+  player.addEventListener("play", () => requestAnimationFrame(follow));
+  player.addEventListener("seeked", () => highlight(player.currentTime * 1000));
+  player.addEventListener("timeupdate", () => highlight(player.currentTime * 1000));
 }
 
 const startMs = root?.dataset.startMs;
@@ -42,6 +74,7 @@ if (startMs) {
   target?.classList.add("target");
   target?.querySelector(".timestamp")?.focus();
   seek(Number(startMs), { play: false });
+  highlight(Number(startMs));
 }
 
 for (const form of document.querySelectorAll("form[data-confirm]")) {

@@ -1,8 +1,25 @@
 // Meeting page: upload a recording in pieces with a progress bar (XHR upload events), resuming after
 // a broken connection or a reload, then follow the reprocessing job's stage and percentage until it
-// finishes, and reload to show the new transcript.
+// finishes, and reload to show the new transcript. The header's status follows the job; the upload's
+// message is kept (per tab) until its job finishes, so the page's own reloads do not wipe it.
 const section = document.getElementById("reprocess");
 const form = document.getElementById("upload-form");
+const MESSAGE_KEY = section ? `scribe-upload-message:${section.dataset.statusUrl}` : "";
+
+function rememberMessage(jobId, text) {
+  sessionStorage.setItem(MESSAGE_KEY, JSON.stringify({ jobId, text }));
+}
+
+function restoreMessage() {
+  const box = document.getElementById("upload-message");
+  let saved = null;
+  try { saved = JSON.parse(sessionStorage.getItem(MESSAGE_KEY) || "null"); } catch { /* a damaged entry */ }
+  if (!saved || String(saved.jobId) !== section.dataset.jobId || section.dataset.jobFinished === "1") {
+    sessionStorage.removeItem(MESSAGE_KEY);
+    return;
+  }
+  if (box) box.textContent = saved.text;
+}
 // Small enough to resend cheaply, large enough to keep the line busy; the server refuses larger pieces.
 const PIECE_BYTES = Number(form?.dataset.pieceBytes) || 8 * 1024 * 1024;
 const TOKEN = "00000000000000000000000000000000";
@@ -96,8 +113,9 @@ async function onSubmit(event) {
     bar.setAttribute("aria-valuetext", `${bar.value} percent uploaded`);
   };
   try {
-    await upload(file, show);
+    const job = await upload(file, show);
     message.textContent = "Uploaded. Transcription has started.";
+    if (job) rememberMessage(job.id, message.textContent);
     section.dataset.jobFinished = "";
     poll();
   } catch (error) {
@@ -115,14 +133,28 @@ function show(job) {
   bar.value = job.percent;
   bar.setAttribute("aria-valuetext", `${job.percent} percent`);
   document.getElementById("job-message").textContent = job.error || job.notice || "";
-  if (job.finished) document.getElementById("job-cancel")?.remove();
+  if (job.notice) document.getElementById("no-diarization")?.remove(); // said once, by the job
+  if (job.finished) {
+    document.getElementById("job-cancel")?.remove();
+    sessionStorage.removeItem(MESSAGE_KEY);
+    const upload = document.getElementById("upload-message");
+    if (upload && job.stage !== "done") upload.textContent = "";
+  }
   return true;
+}
+
+function showMeeting(meeting) {
+  const status = document.getElementById("meeting-status");
+  if (!meeting || !status) return;
+  status.textContent = meeting.status_label;
+  status.className = `status status-${meeting.status}`;
 }
 
 async function poll() {
   const response = await fetch(section.dataset.statusUrl, { headers: { Accept: "application/json" } });
   if (!response.ok) return;
-  const { job } = await response.json();
+  const { job, meeting } = await response.json();
+  showMeeting(meeting);
   if (job && (!show(job) || Number(section.dataset.jobId) !== job.id)) return window.location.reload(); // a new job: render its panel
   if (job && job.finished) {
     if (section.dataset.jobFinished !== "1" && job.stage === "done") window.location.reload();
@@ -132,4 +164,5 @@ async function poll() {
 }
 
 form?.addEventListener("submit", onSubmit);
+if (section) restoreMessage();
 if (section && section.dataset.jobFinished !== "1") poll();
