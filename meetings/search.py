@@ -20,15 +20,15 @@ reported as "more than CANDIDATE_CAP" and the user narrows the search. The candi
 matches the index scan meets, so with a capped count the best of them is shown, not the best overall.
 """
 import html
+import json
+import math
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from django.core.exceptions import EmptyResultSet
-from django.db import DatabaseError, connection
-from django.db.models import BooleanField, FloatField, Q
-from django.db.models.expressions import RawSQL
+from django.db import connection
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -37,6 +37,10 @@ from .languages import CJK_RUN, STEMMING_CONFIGS, has_cjk, search_config_for, sp
 from .models import Meeting, Segment, Speaker
 
 CANDIDATE_CAP = 1000
+# The newest slice of a search's meetings is sized to hold this many times CANDIDATE_CAP matches by
+# the planner's estimate, so an estimate off by a factor of three still fills the cap in one query.
+SLICE_MARGIN = 3
+MEETING_DATE = Coalesce("started_at", "created_at")  # what the results show and sort by
 MAX_QUERY_CHARS = 500
 MAX_TERMS = 16
 # ts_headline inserts these around matches. Private-use characters never come out of speech
@@ -71,7 +75,24 @@ class SearchPage:
     total: int
     limit: int
     offset: int
-    total_is_capped: bool = False  # more than `total` segments match; only the first `total` are ranked
+    ranked: int = 0  # matches ranked and paged through: the newest, at most CANDIDATE_CAP
+    total_is_estimate: bool = False  # `total` was extrapolated from the newest meetings ("about N")
+
+    @property
+    def total_is_capped(self) -> bool:
+        """More segments match than are ranked; only the newest CANDIDATE_CAP can be paged through."""
+        return self.total > self.ranked
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """What narrows a search besides its words. A filter on meetings goes in _scope_meetings, one on
+    speakers (who said it) in _speaker_restrictions; both keep the search on the user's meetings."""
+
+    meeting_id: int | None = None
+    speaker: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
 
 
 @dataclass(frozen=True)
@@ -148,58 +169,96 @@ def _day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
-def _candidate_sql(*, user, tsquery: str, meeting_id, speaker, date_from, date_to) -> tuple[str, tuple]:
-    """SQL for the matching segments the user may see, filtered, ranked and capped at CANDIDATE_CAP + 1."""
+def _scope_meetings(user, filters: SearchFilters) -> QuerySet[Meeting]:
+    """The meetings the user may see that the filters keep."""
     meetings = meetings_visible_to(user)
-    if meeting_id is not None:
-        meetings = meetings.filter(pk=meeting_id)
-    if date_from or date_to:
-        meetings = meetings.alias(meeting_date=Coalesce("started_at", "created_at"))
-        if date_from:
-            meetings = meetings.filter(meeting_date__gte=_day_start(date_from))
-        if date_to:
-            meetings = meetings.filter(meeting_date__lt=_day_start(date_to + timedelta(days=1)))
-    table = Segment._meta.db_table
-    segments = Segment.objects.filter(meeting__in=meetings.values("pk")).filter(
-        RawSQL(f"{table}.search_vector @@ %s::tsquery", [tsquery], output_field=BooleanField())
-    )
-    if speaker:
-        named = Speaker.objects.filter(Q(display_name__iexact=speaker) | Q(label__iexact=speaker))
-        segments = segments.filter(speaker__in=named.values("pk"))
-    segments = segments.annotate(
-        rank=RawSQL(f"ts_rank_cd({table}.search_vector, %s::tsquery)", [tsquery], output_field=FloatField())
-    )
-    # No ORDER BY: the cap must stop the index scan early instead of sorting every match.
-    segments = segments.order_by().values("id", "meeting_id", "speaker_id", "start_ms", "end_ms", "rank")
-    return segments[: CANDIDATE_CAP + 1].query.sql_with_params()
+    if filters.meeting_id is not None:
+        meetings = meetings.filter(pk=filters.meeting_id)
+    if filters.date_from or filters.date_to:
+        meetings = meetings.alias(meeting_date=MEETING_DATE)
+        if filters.date_from:
+            meetings = meetings.filter(meeting_date__gte=_day_start(filters.date_from))
+        if filters.date_to:
+            meetings = meetings.filter(meeting_date__lt=_day_start(filters.date_to + timedelta(days=1)))
+    return meetings
 
 
+def _speaker_restrictions(filters: SearchFilters) -> list[Q]:
+    """Conditions on Speaker rows; a search with any of them only reads those speakers' segments."""
+    restrictions = []
+    if filters.speaker:
+        restrictions.append(Q(display_name__iexact=filters.speaker) | Q(label__iexact=filters.speaker))
+    return restrictions
+
+
+def _scope_sql(user, filters: SearchFilters) -> tuple[str, str, list]:
+    """(segment column, SQL, params): the SQL gives the ids of the meetings (or speakers) to search,
+    newest meeting first, and how many rows that table has in all."""
+    meetings = _scope_meetings(user, filters)
+    if restrictions := _speaker_restrictions(filters):
+        units = Speaker.objects.filter(*restrictions, meeting__in=meetings.values("pk")).annotate(
+            unit_date=Coalesce("meeting__started_at", "meeting__created_at")
+        )
+        column, table = "speaker_id", Speaker._meta.db_table
+    else:
+        units, column, table = meetings.annotate(unit_date=MEETING_DATE), "meeting_id", Meeting._meta.db_table
+    sql, params = units.order_by().values_list("pk", "unit_date").query.sql_with_params()
+    wrapped = (
+        f"SELECT array_agg(u.id ORDER BY u.unit_date DESC, u.id DESC), "
+        f"(SELECT reltuples FROM pg_class WHERE oid = '{table}'::regclass) FROM ({sql}) AS u(id, unit_date)"
+    )
+    return column, wrapped, list(params)
+
+
+def _slice_size(*, units: int, units_in_table: float, matches_in_table: float) -> int:
+    """How many of the newest units (meetings or speakers) should hold SLICE_MARGIN * CANDIDATE_CAP matches.
+
+    Assumes matches spread evenly over units: the scope's share of the table times the planner's
+    estimate of all matches.
+    """
+    if units_in_table <= 0 or matches_in_table <= 0:
+        return units  # no statistics yet: a small or new database, search it all
+    wanted = SLICE_MARGIN * (CANDIDATE_CAP + 1) * units_in_table / matches_in_table
+    return max(1, min(units, math.ceil(wanted)))
+
+
+def _estimate_matches(cursor, tsquery: str) -> float:
+    """The planner's estimate of how many segments match, from the column's word statistics (about 1 ms)."""
+    cursor.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {Segment._meta.db_table} WHERE search_vector @@ %s::tsquery", [tsquery])
+    plan = cursor.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return float(plan[0]["Plan"]["Plan Rows"])
+
+
+# Matches among the given meetings (or speakers), newest meeting first, capped; ranked afterwards.
+# `= ANY(ids)` with the ids spelled out lets the planner weigh the b-tree on the column against the
+# GIN index: a rare word starts from GIN, a common one from the slice's few meetings, a middling one
+# ANDs both bitmaps. The window count is every match in the slice, counted before the cap.
 _PAGE_SQL = """
-WITH candidates AS MATERIALIZED ({candidates}),
-     counted AS (SELECT count(*) AS total FROM candidates)
-SELECT counted.total, page.id, page.meeting_id, page.title, page.start_ms, page.end_ms, page.rank, page.meeting_date,
+WITH candidates AS MATERIALIZED (
+    SELECT s.id, s.meeting_id, s.speaker_id, s.start_ms, s.end_ms, s.search_vector, m.title,
+           COALESCE(m.started_at, m.created_at) AS meeting_date, count(*) OVER () AS total
+    FROM meetings_segment s JOIN meetings_meeting m ON m.id = s.meeting_id
+    WHERE s.search_vector @@ %(q)s::tsquery AND s.{column} = ANY(%(ids)s::bigint[])
+    ORDER BY meeting_date DESC, s.meeting_id DESC, s.start_ms, s.id
+    LIMIT %(cap)s
+), ranked AS (
+    -- The one candidate past the cap only tells that there are more; it is not ranked.
+    SELECT c.*, ts_rank_cd(c.search_vector, %(q)s::tsquery) AS rank
+    FROM (SELECT * FROM candidates ORDER BY meeting_date DESC, meeting_id DESC, start_ms, id LIMIT %(ranked)s) c
+)
+SELECT counted.total, counted.found, page.id, page.meeting_id, page.title, page.start_ms, page.end_ms, page.rank, page.meeting_date,
        COALESCE(NULLIF(sp.display_name, ''), sp.label, '') AS speaker_name,
-       ts_headline(s.search_config::regconfig, replace(s.text, '<', '< '), %s::tsquery, %s) AS headline
-FROM counted
+       ts_headline(s.search_config::regconfig, replace(s.text, '<', '< '), %(q)s::tsquery, %(headline)s) AS headline
+FROM (SELECT COALESCE(max(total), 0) AS total, count(*) AS found FROM candidates) counted
 LEFT JOIN LATERAL (
     -- Sort the candidates first; only the page's rows are read again for their text and headline.
-    SELECT c.*, m.title, COALESCE(m.started_at, m.created_at) AS meeting_date
-    FROM candidates c JOIN meetings_meeting m ON m.id = c.meeting_id
-    ORDER BY c.rank DESC, meeting_date DESC, c.start_ms, c.id
-    LIMIT %s OFFSET %s
+    SELECT * FROM ranked ORDER BY rank DESC, meeting_date DESC, start_ms, id LIMIT %(limit)s OFFSET %(offset)s
 ) page ON true
 LEFT JOIN meetings_segment s ON s.id = page.id
 LEFT JOIN meetings_speaker sp ON sp.id = page.speaker_id
 ORDER BY page.rank DESC, page.meeting_date DESC, page.start_ms, page.id
 """
-
-# A search always reads matches through the GIN index (a bitmap scan). Left to itself the planner
-# often prefers walking the whole table, or a b-tree in full, until the candidate cap is reached,
-# assuming matches lie evenly through the table and among the meetings the user may see; for a common
-# word seen by a user with a fifth of the meetings that means testing @@ on half the table (40-60 ms
-# instead of under 10 ms on 400,000 segments). JIT only adds compile time to a query this size, and
-# the disabled scans' cost estimates would trigger it.
-_PLANNER_SETTINGS = {"enable_seqscan": "off", "enable_indexscan": "off", "jit": "off"}
 
 
 def search_segments(
@@ -223,40 +282,46 @@ def search_segments(
     tsquery = build_tsquery(items)
     if tsquery is None:
         return empty
+    filters = SearchFilters(meeting_id=meeting_id, speaker=(speaker or "").strip(), date_from=date_from, date_to=date_to)
     try:
-        sql, params = _candidate_sql(
-            user=user, tsquery=tsquery, meeting_id=meeting_id, speaker=(speaker or "").strip(), date_from=date_from, date_to=date_to
-        )
+        column, scope_sql, scope_params = _scope_sql(user, filters)
     except EmptyResultSet:
         return empty
-    page_size = max(0, min(limit, CANDIDATE_CAP - offset))  # the extra candidate only tells that there are more
-    with connection.cursor() as cursor, _planner_settings(cursor):
-        cursor.execute(_PAGE_SQL.format(candidates=sql), [*params, tsquery, HEADLINE_OPTIONS, page_size, offset])
-        rows = cursor.fetchall()
-    total = rows[0][0]
+    with connection.cursor() as cursor:
+        matches_in_table = _estimate_matches(cursor, tsquery)
+        cursor.execute(scope_sql, scope_params)
+        unit_ids, units_in_table = cursor.fetchone()
+        if not unit_ids:
+            return empty
+        size = _slice_size(units=len(unit_ids), units_in_table=units_in_table, matches_in_table=matches_in_table)
+        params = {"q": tsquery, "headline": HEADLINE_OPTIONS, "cap": CANDIDATE_CAP + 1, "ranked": CANDIDATE_CAP, "offset": offset}
+        params["limit"] = max(0, min(limit, CANDIDATE_CAP - offset))  # the extra candidate only tells that there are more
+        rows = _run_page(cursor, column, unit_ids[:size], params)
+        if size < len(unit_ids) and rows[0][1] <= CANDIDATE_CAP:
+            # The newest slice held fewer matches than expected: search everything the user may see.
+            size = len(unit_ids)
+            rows = _run_page(cursor, column, unit_ids, params)
+    in_slice, found = rows[0][0], rows[0][1]
+    estimated = size < len(unit_ids)
+    total = _round_estimate(in_slice * len(unit_ids) / size) if estimated else in_slice
     cjk_words = _cjk_words(items)
-    hits = [_hit(row[1:], cjk_words) for row in rows if row[1] is not None]
+    hits = [_hit(row[2:], cjk_words) for row in rows if row[2] is not None]
     return SearchPage(
-        query=query, hits=hits, total=min(total, CANDIDATE_CAP), limit=limit, offset=offset, total_is_capped=total > CANDIDATE_CAP
+        query=query, hits=hits, total=total, limit=limit, offset=offset, ranked=min(found, CANDIDATE_CAP), total_is_estimate=estimated
     )
 
 
-@contextmanager
-def _planner_settings(cursor):
-    """Apply _PLANNER_SETTINGS for the statements inside, then put the session's values back."""
-    names = list(_PLANNER_SETTINGS)
-    cursor.execute(
-        "SELECT " + ", ".join(f"current_setting(%s), set_config(%s, %s, false)" for _ in names),
-        [arg for name in names for arg in (name, name, _PLANNER_SETTINGS[name])],
-    )
-    previous = cursor.fetchone()[::2]
-    try:
-        yield
-    finally:
-        try:
-            cursor.execute("SELECT " + ", ".join("set_config(%s, %s, false)" for _ in names), [a for pair in zip(names, previous) for a in pair])
-        except DatabaseError:
-            pass  # the transaction failed and its rollback undoes the settings anyway
+def _run_page(cursor, column: str, ids: list[int], params: dict) -> list[tuple]:
+    cursor.execute(_PAGE_SQL.format(column=column), {**params, "ids": ids})
+    return cursor.fetchall()
+
+
+def _round_estimate(value: float) -> int:
+    """Two significant figures: "about 12,000", not a precision the estimate does not have."""
+    if value < 100:
+        return round(value)
+    digits = 10 ** (len(str(int(value))) - 2)
+    return int(round(value / digits) * digits)
 
 
 def _cjk_words(items) -> list[str]:
