@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 
 from .languages import LANGUAGE_CHOICES
 
@@ -89,6 +90,8 @@ class Speaker(models.Model):
     class Meta:
         ordering = ["label"]
         constraints = [models.UniqueConstraint(fields=["meeting", "label"], name="speaker_label_unique_per_meeting")]
+        # Search's speaker filter matches either name case-insensitively, across all meetings.
+        indexes = [models.Index(Upper("display_name"), name="speaker_display_name_upper"), models.Index(Upper("label"), name="speaker_label_upper")]
 
     def __str__(self):
         return self.name

@@ -14,10 +14,33 @@ GIN index on `search_vector` can answer; it never depends on a row's column. Ste
 to transcripts of their own language, so rare cross-language collisions can add a result; exact words
 always match.
 
-Ranking: ts_rank_cd over at most CANDIDATE_CAP matching segments. A word that occurs in a quarter of
-all segments would otherwise mean reading and ranking 100,000 vectors per page; instead the count is
-reported as "more than CANDIDATE_CAP" and the user narrows the search. The candidates are the first
-matches the index scan meets, so with a capped count the best of them is shown, not the best overall.
+Which matches, in which order: the newest CANDIDATE_CAP matches in the meetings the user may see
+(after the filters) are ranked with ts_rank_cd, best first, newest first on equal rank. Ranking every
+match of a common word (a million segments in 10,000 meeting-hours) would read every vector; the
+newest thousand are what someone searching a transcript archive almost always wants, and dates or a
+speaker reach further back.
+
+How they are found, in two stages (four statements in all):
+1. The planner's estimate of how many segments match (EXPLAIN of the bare match, from the column's
+   word statistics) and the ids of the meetings in scope, newest first: meetings the user owns or was
+   shared, narrowed by the filters. Speaker filters scope to Speaker rows instead, so only those
+   speakers' segments are read.
+2. Matches among the newest slice of those meetings, the slice sized so that by the estimate it holds
+   SLICE_MARGIN times the cap; the ids go in spelled out (`meeting_id = ANY(...)`), so the planner sees
+   exactly how many segments the slice has and picks the index: GIN for a rare word, the meetings'
+   b-tree for "the", both ANDed for a middling word. A slice that turns out to hold fewer than the cap
+   is widened by what it held and searched again. No planner setting is changed.
+
+Counts: exact whenever the whole scope was searched (also above the cap); when only a slice was, the
+slice's exact count scaled by the scope's size ("about 12,000"), to two significant figures.
+
+Why not an index ordered by time (PostgreSQL's RUM extension, `ORDER BY date <=> now()` inside a
+tsvector index): what limits a search is not the word but what the user may see, and that is a few
+percent of the meetings, decided per meeting through shares. A time-ordered word index still hands
+back about thirty invisible matches for every visible one, each a heap visit, and needs the meeting
+date copied onto every segment and kept in step; it would also be one more package on every offline
+site. Starting from the user's own newest meetings needs only core PostgreSQL; measured figures are in
+benchmarks/results/search-2026-11-30.json.
 """
 import html
 import json
@@ -38,8 +61,9 @@ from .models import Meeting, Segment, Speaker
 
 CANDIDATE_CAP = 1000
 # The newest slice of a search's meetings is sized to hold this many times CANDIDATE_CAP matches by
-# the planner's estimate, so an estimate off by a factor of three still fills the cap in one query.
-SLICE_MARGIN = 3
+# the planner's estimate: every match in the slice is read, so a wide margin costs heap visits on
+# every search, while a short slice costs one more statement, sized by what it found.
+SLICE_MARGIN = 1.5
 MEETING_DATE = Coalesce("started_at", "created_at")  # what the results show and sort by
 MAX_QUERY_CHARS = 500
 MAX_TERMS = 16
@@ -124,12 +148,12 @@ def parse_query(query: str) -> list[_Term | str]:
     return items
 
 
-def _expand_terms(terms: list[_Term]) -> list[str | None]:
-    """Each term as a tsquery text: the OR of its distinct forms in every configuration; None if it has none."""
+def _expand_terms(terms: list[_Term]) -> list[list[str]]:
+    """Each term's distinct forms (tsquery texts) over every configuration; empty if it has none."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            SELECT t.i, string_agg(DISTINCT '(' || q::text || ')', ' | ')
+            SELECT t.i, array_agg(DISTINCT q::text)
             FROM unnest(%s::text[]) WITH ORDINALITY AS t(term, i)
             CROSS JOIN unnest(%s::regconfig[]) AS c(config)
             CROSS JOIN LATERAL websearch_to_tsquery(c.config, t.term) AS q
@@ -139,11 +163,17 @@ def _expand_terms(terms: list[_Term]) -> list[str | None]:
             [[term.text for term in terms], QUERY_CONFIGS],
         )
         forms = dict(cursor.fetchall())
-    return [forms.get(i + 1) for i in range(len(terms))]
+    return [sorted(forms.get(i + 1, [])) for i in range(len(terms))]
 
 
-def build_tsquery(items: list[_Term | str]) -> str | None:
-    """One constant tsquery text with websearch precedence (AND binds tighter than OR), or None.
+@dataclass(frozen=True)
+class _Query:
+    tsquery: str
+    groups: list[list[list[str]]]  # OR of groups, each an AND of terms, each the forms of a word sought
+
+
+def build_query(items: list[_Term | str]) -> _Query | None:
+    """One constant tsquery with websearch precedence (AND binds tighter than OR), or None.
 
     A query without any word to look for ("-budget", "!!!") gives None: matching everything but a word
     cannot use the index and is not what anyone searching means.
@@ -152,17 +182,26 @@ def build_tsquery(items: list[_Term | str]) -> str | None:
     if not any(not term.negated for term in terms):
         return None
     forms = iter(_expand_terms(terms))
-    groups: list[list[str]] = [[]]
+    groups: list[list[tuple[list[str], bool]]] = [[]]
     for item in items:
         if item == "or":
             groups.append([])
-        elif (form := next(forms)) is not None:
-            groups[-1].append(f"!( {form} )" if item.negated else f"( {form} )")
+        elif term_forms := next(forms):
+            groups[-1].append((term_forms, item.negated))
     # A group of only exclusions would match nearly everything; websearch drops dangling ORs the same way.
-    groups = [group for group in groups if any(not part.startswith("!") for part in group)]
+    groups = [group for group in groups if any(not negated for _, negated in group)]
     if not groups:
         return None
-    return " | ".join("( " + " & ".join(group) + " )" for group in groups)
+    tsquery = " | ".join(
+        "( " + " & ".join(("!" if negated else "") + "( " + " | ".join(f"({f})" for f in term_forms) + " )" for term_forms, negated in group) + " )"
+        for group in groups
+    )
+    return _Query(tsquery, [[term_forms for term_forms, negated in group if not negated] for group in groups])
+
+
+def build_tsquery(items: list[_Term | str]) -> str | None:
+    query = build_query(items)
+    return query.tsquery if query else None
 
 
 def _day_start(day: date) -> datetime:
@@ -222,42 +261,72 @@ def _slice_size(*, units: int, units_in_table: float, matches_in_table: float) -
     return max(1, min(units, math.ceil(wanted)))
 
 
-def _estimate_matches(cursor, tsquery: str) -> float:
-    """The planner's estimate of how many segments match, from the column's word statistics (about 1 ms)."""
-    cursor.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {Segment._meta.db_table} WHERE search_vector @@ %s::tsquery", [tsquery])
-    plan = cursor.fetchone()[0]
-    plan = json.loads(plan) if isinstance(plan, str) else plan
-    return float(plan[0]["Plan"]["Plan Rows"])
+def _estimate_matches(cursor, groups: list[list[list[str]]]) -> float:
+    """About how many segments match, from the word statistics ANALYZE keeps on the vectors; 0 without them.
+
+    The planner's own estimate adds up a word's forms (the stem and the exact word, found in the same
+    segments), doubling most counts; here a word counts as its commonest form, words sought together
+    multiply (as the planner assumes) and alternatives add up.
+    """
+    lexemes = sorted({lexeme for group in groups for forms in group for form in forms for lexeme in _lexemes(form)})
+    cursor.execute(_WORD_STATISTICS_SQL, [lexemes])
+    rows, frequencies, least = cursor.fetchone()
+    if not rows or rows <= 0 or least is None:
+        return 0.0
+    frequencies = frequencies or {}
+
+    def share(form: str) -> float:
+        return math.prod(frequencies.get(lexeme, least / 2) for lexeme in _lexemes(form))
+
+    return rows * min(1.0, sum(math.prod(max(map(share, forms)) for forms in group) for group in groups))
 
 
-# Matches among the given meetings (or speakers), newest meeting first, capped; ranked afterwards.
+# Frequencies of the given lexemes among the most common ones, the least common frequency listed
+# (most_common_elem_freqs carries min, max and null share after one entry per element), and the row count.
+_WORD_STATISTICS_SQL = """
+SELECT c.reltuples,
+       (SELECT json_object_agg(e.lexeme, e.share) FROM unnest(st.most_common_elems::text::text[], st.most_common_elem_freqs) AS e(lexeme, share)
+        WHERE e.lexeme = ANY(%s::text[])),
+       st.most_common_elem_freqs[cardinality(st.most_common_elems::text::text[]) + 1]
+FROM pg_class c LEFT JOIN pg_stats st ON st.schemaname = current_schema() AND st.tablename = c.relname AND st.attname = 'search_vector'
+WHERE c.oid = 'meetings_segment'::regclass
+"""
+_LEXEME = re.compile(r"'((?:[^']|'')*)'")
+
+
+def _lexemes(form: str) -> list[str]:
+    return [lexeme.replace("''", "'") for lexeme in _LEXEME.findall(form)]
+
+
+# Matches among the given meetings (or speakers), whose ids come newest first, capped; ranked afterwards.
 # `= ANY(ids)` with the ids spelled out lets the planner weigh the b-tree on the column against the
 # GIN index: a rare word starts from GIN, a common one from the slice's few meetings, a middling one
-# ANDs both bitmaps. The window count is every match in the slice, counted before the cap.
+# ANDs both bitmaps. The ids' position orders by date without reading the meetings table; the window
+# count is every match in the slice, counted before the cap.
 _PAGE_SQL = """
 WITH candidates AS MATERIALIZED (
-    SELECT s.id, s.meeting_id, s.speaker_id, s.start_ms, s.end_ms, s.search_vector, m.title,
-           COALESCE(m.started_at, m.created_at) AS meeting_date, count(*) OVER () AS total
-    FROM meetings_segment s JOIN meetings_meeting m ON m.id = s.meeting_id
+    SELECT s.id, s.meeting_id, s.speaker_id, s.start_ms, s.end_ms, s.search_vector, u.n, count(*) OVER () AS total
+    FROM meetings_segment s JOIN unnest(%(ids)s::bigint[]) WITH ORDINALITY AS u(id, n) ON u.id = s.{column}
     WHERE s.search_vector @@ %(q)s::tsquery AND s.{column} = ANY(%(ids)s::bigint[])
-    ORDER BY meeting_date DESC, s.meeting_id DESC, s.start_ms, s.id
+    ORDER BY u.n, s.start_ms, s.id
     LIMIT %(cap)s
 ), ranked AS (
     -- The one candidate past the cap only tells that there are more; it is not ranked.
     SELECT c.*, ts_rank_cd(c.search_vector, %(q)s::tsquery) AS rank
-    FROM (SELECT * FROM candidates ORDER BY meeting_date DESC, meeting_id DESC, start_ms, id LIMIT %(ranked)s) c
+    FROM (SELECT * FROM candidates ORDER BY n, start_ms, id LIMIT %(ranked)s) c
 )
-SELECT counted.total, counted.found, page.id, page.meeting_id, page.title, page.start_ms, page.end_ms, page.rank, page.meeting_date,
-       COALESCE(NULLIF(sp.display_name, ''), sp.label, '') AS speaker_name,
-       ts_headline(s.search_config::regconfig, replace(s.text, '<', '< '), %(q)s::tsquery, %(headline)s) AS headline
+SELECT counted.total, counted.found, page.id, page.meeting_id, m.title, page.start_ms, page.end_ms, page.rank,
+       COALESCE(m.started_at, m.created_at), COALESCE(NULLIF(sp.display_name, ''), sp.label, ''),
+       ts_headline(s.search_config::regconfig, replace(s.text, '<', '< '), %(q)s::tsquery, %(headline)s)
 FROM (SELECT COALESCE(max(total), 0) AS total, count(*) AS found FROM candidates) counted
 LEFT JOIN LATERAL (
     -- Sort the candidates first; only the page's rows are read again for their text and headline.
-    SELECT * FROM ranked ORDER BY rank DESC, meeting_date DESC, start_ms, id LIMIT %(limit)s OFFSET %(offset)s
+    SELECT * FROM ranked ORDER BY rank DESC, n, start_ms, id LIMIT %(limit)s OFFSET %(offset)s
 ) page ON true
 LEFT JOIN meetings_segment s ON s.id = page.id
+LEFT JOIN meetings_meeting m ON m.id = page.meeting_id
 LEFT JOIN meetings_speaker sp ON sp.id = page.speaker_id
-ORDER BY page.rank DESC, page.meeting_date DESC, page.start_ms, page.id
+ORDER BY page.rank DESC, page.n, page.start_ms, page.id
 """
 
 
@@ -279,28 +348,25 @@ def search_segments(
     if not query or not user.is_authenticated:
         return empty
     items = parse_query(query)
-    tsquery = build_tsquery(items)
-    if tsquery is None:
+    built = build_query(items)
+    if built is None:
         return empty
+    tsquery = built.tsquery
     filters = SearchFilters(meeting_id=meeting_id, speaker=(speaker or "").strip(), date_from=date_from, date_to=date_to)
     try:
         column, scope_sql, scope_params = _scope_sql(user, filters)
     except EmptyResultSet:
         return empty
     with connection.cursor() as cursor:
-        matches_in_table = _estimate_matches(cursor, tsquery)
+        matches_in_table = _estimate_matches(cursor, built.groups)
         cursor.execute(scope_sql, scope_params)
         unit_ids, units_in_table = cursor.fetchone()
         if not unit_ids:
             return empty
-        size = _slice_size(units=len(unit_ids), units_in_table=units_in_table, matches_in_table=matches_in_table)
         params = {"q": tsquery, "headline": HEADLINE_OPTIONS, "cap": CANDIDATE_CAP + 1, "ranked": CANDIDATE_CAP, "offset": offset}
         params["limit"] = max(0, min(limit, CANDIDATE_CAP - offset))  # the extra candidate only tells that there are more
-        rows = _run_page(cursor, column, unit_ids[:size], params)
-        if size < len(unit_ids) and rows[0][1] <= CANDIDATE_CAP:
-            # The newest slice held fewer matches than expected: search everything the user may see.
-            size = len(unit_ids)
-            rows = _run_page(cursor, column, unit_ids, params)
+        size = _slice_size(units=len(unit_ids), units_in_table=units_in_table, matches_in_table=matches_in_table)
+        rows, size = _search_newest(cursor, column, unit_ids, size, params)
     in_slice, found = rows[0][0], rows[0][1]
     estimated = size < len(unit_ids)
     total = _round_estimate(in_slice * len(unit_ids) / size) if estimated else in_slice
@@ -311,9 +377,18 @@ def search_segments(
     )
 
 
-def _run_page(cursor, column: str, ids: list[int], params: dict) -> list[tuple]:
-    cursor.execute(_PAGE_SQL.format(column=column), {**params, "ids": ids})
-    return cursor.fetchall()
+def _search_newest(cursor, column: str, unit_ids: list[int], size: int, params: dict) -> tuple[list[tuple], int]:
+    """Rows of _PAGE_SQL for the newest `size` units, widened until they hold more than the cap or are all
+    of them; returns the rows and the number of units searched."""
+    while True:
+        cursor.execute(_PAGE_SQL.format(column=column), {**params, "ids": unit_ids[:size]})
+        rows = cursor.fetchall()
+        in_slice, found = rows[0][0], rows[0][1]
+        if found > CANDIDATE_CAP or size >= len(unit_ids):
+            return rows, size
+        # Fewer matches than the estimate promised (the words are commoner in older meetings): widen by
+        # what this slice showed, or to everything when it showed nothing.
+        size = min(len(unit_ids), math.ceil(size * SLICE_MARGIN * (CANDIDATE_CAP + 1) / max(in_slice, 1)))
 
 
 def _round_estimate(value: float) -> int:
