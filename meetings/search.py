@@ -261,16 +261,14 @@ def _slice_size(*, units: int, units_in_table: float, matches_in_table: float) -
     return max(1, min(units, math.ceil(wanted)))
 
 
-def _estimate_matches(cursor, groups: list[list[list[str]]]) -> float:
+def _estimate_matches(groups: list[list[list[str]]], statistics: tuple) -> float:
     """About how many segments match, from the word statistics ANALYZE keeps on the vectors; 0 without them.
 
     The planner's own estimate adds up a word's forms (the stem and the exact word, found in the same
     segments), doubling most counts; here a word counts as its commonest form, words sought together
     multiply (as the planner assumes) and alternatives add up.
     """
-    lexemes = sorted({lexeme for group in groups for forms in group for form in forms for lexeme in _lexemes(form)})
-    cursor.execute(_WORD_STATISTICS_SQL, [lexemes])
-    rows, frequencies, least = cursor.fetchone()
+    rows, frequencies, least = statistics
     if not rows or rows <= 0 or least is None:
         return 0.0
     frequencies = frequencies or {}
@@ -279,6 +277,15 @@ def _estimate_matches(cursor, groups: list[list[list[str]]]) -> float:
         return math.prod(frequencies.get(lexeme, least / 2) for lexeme in _lexemes(form))
 
     return rows * min(1.0, sum(math.prod(max(map(share, forms)) for forms in group) for group in groups))
+
+
+def _scope_and_statistics(cursor, scope: tuple[str, list], groups: list[list[list[str]]]) -> tuple[list[int], float, float]:
+    """One statement: the ids in scope newest first, the rows in their table, and the estimated matches."""
+    scope_sql, scope_params = scope
+    lexemes = sorted({lexeme for group in groups for forms in group for form in forms for lexeme in _lexemes(form)})
+    cursor.execute(f"SELECT * FROM ({scope_sql}) AS scope CROSS JOIN ({_WORD_STATISTICS_SQL}) AS statistics", [*scope_params, lexemes])
+    unit_ids, units_in_table, *statistics = cursor.fetchone()
+    return unit_ids or [], units_in_table, _estimate_matches(groups, tuple(statistics))
 
 
 # Frequencies of the given lexemes among the most common ones, the least common frequency listed
@@ -358,9 +365,7 @@ def search_segments(
     except EmptyResultSet:
         return empty
     with connection.cursor() as cursor:
-        matches_in_table = _estimate_matches(cursor, built.groups)
-        cursor.execute(scope_sql, scope_params)
-        unit_ids, units_in_table = cursor.fetchone()
+        unit_ids, units_in_table, matches_in_table = _scope_and_statistics(cursor, (scope_sql, scope_params), built.groups)
         if not unit_ids:
             return empty
         params = {"q": tsquery, "headline": HEADLINE_OPTIONS, "cap": CANDIDATE_CAP + 1, "ranked": CANDIDATE_CAP, "offset": offset}
