@@ -1,18 +1,5 @@
-"""Full-text search over the transcript segments a user may see.
-
-How text is indexed (see migration 0002 and languages.py): each segment's vector holds the words
-stemmed by its meeting's language (`english`, `french`, ... for the ten languages PostgreSQL has a
-Snowball stemmer for) plus the same words unstemmed (`simple`). Chinese, Japanese and Korean have no
-stemmer and no spaces between words, so CJK runs, in any language, are indexed as overlapping
-character bigrams; a CJK word in a query becomes a phrase of its bigrams.
-
-How a query is built: the user's text is read with websearch syntax ("quoted phrase", OR, -word).
-Every term is expanded in every stemming language and `simple`, and the distinct forms are ORed, so
-"meetings" finds "meeting" in an English transcript and "Besprechungen" finds "Besprechung" in a
-German one whatever language the searcher has in mind. The result is one constant tsquery that the
-GIN index on `search_vector` can answer; it never depends on a row's column. Stems are not confined
-to transcripts of their own language, so rare cross-language collisions can add a result; exact words
-always match.
+"""Full-text search over the transcript segments a user may see (how typed words become a query:
+search_query.py).
 
 Which matches, in which order: the newest CANDIDATE_CAP matches in the meetings the user may see
 (after the filters) are ranked with ts_rank_cd, best first, newest first on equal rank. Ranking every
@@ -20,30 +7,29 @@ match of a common word (a million segments in 10,000 meeting-hours) would read e
 newest thousand are what someone searching a transcript archive almost always wants, and dates or a
 speaker reach further back.
 
-How they are found, in two stages (four statements in all):
-1. The planner's estimate of how many segments match (EXPLAIN of the bare match, from the column's
-   word statistics) and the ids of the meetings in scope, newest first: meetings the user owns or was
-   shared, narrowed by the filters. Speaker filters scope to Speaker rows instead, so only those
-   speakers' segments are read.
-2. Matches among the newest slice of those meetings, the slice sized so that by the estimate it holds
-   SLICE_MARGIN times the cap; the ids go in spelled out (`meeting_id = ANY(...)`), so the planner sees
-   exactly how many segments the slice has and picks the index: GIN for a rare word, the meetings'
-   b-tree for "the", both ANDed for a middling word. A slice that turns out to hold fewer than the cap
-   is widened by what it held and searched again. No planner setting is changed.
+How they are found, in two stages (three statements in all, after the one that expands the words):
+1. The ids of the meetings in scope, newest first (meetings the user owns or was shared, narrowed by
+   the filters; a speaker filter scopes to Speaker rows instead, so only those speakers' segments are
+   read), and how common the words are, from the word statistics ANALYZE keeps on the vectors.
+2. Matches among the newest slice of those meetings, the slice sized so that by that estimate it holds
+   SLICE_MARGIN times the cap. The GIN index holds each segment's meeting and speaker beside its
+   words (migration 0007), so "these words in these meetings" is one index scan that skips through the
+   words' entries to the slice's meetings: about as cheap for "the" as for a rare name, and the heap is
+   read only for real matches. A slice that turns out to hold fewer than the cap is widened by what it
+   held and searched again. No planner setting is changed.
 
 Counts: exact whenever the whole scope was searched (also above the cap); when only a slice was, the
 slice's exact count scaled by the scope's size ("about 12,000"), to two significant figures.
 
 Why not an index ordered by time (PostgreSQL's RUM extension, `ORDER BY date <=> now()` inside a
-tsvector index): what limits a search is not the word but what the user may see, and that is a few
-percent of the meetings, decided per meeting through shares. A time-ordered word index still hands
-back about thirty invisible matches for every visible one, each a heap visit, and needs the meeting
-date copied onto every segment and kept in step; it would also be one more package on every offline
-site. Starting from the user's own newest meetings needs only core PostgreSQL; measured figures are in
+tsvector index): what limits a search is less the word than what the user may see, a few percent of
+the meetings, decided per meeting through shares. A time-ordered word index hands back every match in
+date order, visible or not, so for a user who sees 5% of the meetings it returns about twenty rows,
+each a heap visit, for every one kept; it also needs the meeting date copied onto every segment and
+kept in step, and one more package (postgresql-NN-rum) on every offline site. The two stages above
+use only core PostgreSQL (GIN array and tsvector operator classes); measured figures are in
 benchmarks/results/search-2026-11-30.json.
 """
-import html
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -56,8 +42,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .access import meetings_visible_to
-from .languages import CJK_RUN, STEMMING_CONFIGS, has_cjk, search_config_for, split_cjk
-from .models import Meeting, Segment, Speaker
+from .models import Meeting, Speaker
+from .search_query import HEADLINE_OPTIONS, build_query, cjk_words, lexemes, parse_query, snippet_html
 
 CANDIDATE_CAP = 1000
 # The newest slice of a search's meetings is sized to hold this many times CANDIDATE_CAP matches by
@@ -65,17 +51,6 @@ CANDIDATE_CAP = 1000
 # every search, while a short slice costs one more statement, sized by what it found.
 SLICE_MARGIN = 1.5
 MEETING_DATE = Coalesce("started_at", "created_at")  # what the results show and sort by
-MAX_QUERY_CHARS = 500
-MAX_TERMS = 16
-# ts_headline inserts these around matches. Private-use characters never come out of speech
-# recognition, so after HTML-escaping everything else they can safely become <mark> tags.
-START, STOP = "\ue000", "\ue001"
-HEADLINE_OPTIONS = f"StartSel={START}, StopSel={STOP}, MaxWords=40, MinWords=15, ShortWord=2"
-QUERY_CONFIGS = ["simple", *STEMMING_CONFIGS]
-
-# A quoted phrase (the closing quote may be missing, as websearch_to_tsquery allows) or a word,
-# each optionally preceded by a minus sign.
-_TOKEN = re.compile(r'(-?)"([^"]*)"?|(-?)([^\s"]+)')
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ue000\ue001]")
 
 
@@ -117,91 +92,6 @@ class SearchFilters:
     speaker: str = ""
     date_from: date | None = None
     date_to: date | None = None
-
-
-@dataclass(frozen=True)
-class _Term:
-    text: str  # websearch input for one word or phrase, CJK already split into bigrams
-    negated: bool
-    raw: str  # as typed, for highlighting CJK words
-
-
-def search_config_for_meeting(meeting: Meeting) -> str:
-    """The regconfig name stored on the meeting's segments (services set it on every write)."""
-    return search_config_for(meeting.language)
-
-
-def parse_query(query: str) -> list[_Term | str]:
-    """Split websearch syntax into terms and "or" operators, the way websearch_to_tsquery reads it."""
-    items: list[_Term | str] = []
-    for match in _TOKEN.finditer(query[:MAX_QUERY_CHARS]):
-        phrase_minus, phrase, word_minus, word = match.groups()
-        if word is not None and word.lower() == "or" and not word_minus:
-            items.append("or")
-            continue
-        raw = phrase if phrase is not None else word
-        if raw.strip():
-            # Quoting every term makes a CJK run (now several bigrams) one phrase, not an AND of pairs.
-            items.append(_Term(f'"{split_cjk(raw).strip()}"', negated=bool(phrase_minus or word_minus), raw=raw))
-        if len(items) >= MAX_TERMS * 2:
-            break
-    return items
-
-
-def _expand_terms(terms: list[_Term]) -> list[list[str]]:
-    """Each term's distinct forms (tsquery texts) over every configuration; empty if it has none."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT t.i, array_agg(DISTINCT q::text)
-            FROM unnest(%s::text[]) WITH ORDINALITY AS t(term, i)
-            CROSS JOIN unnest(%s::regconfig[]) AS c(config)
-            CROSS JOIN LATERAL websearch_to_tsquery(c.config, t.term) AS q
-            WHERE numnode(q) > 0
-            GROUP BY t.i
-            """,
-            [[term.text for term in terms], QUERY_CONFIGS],
-        )
-        forms = dict(cursor.fetchall())
-    return [sorted(forms.get(i + 1, [])) for i in range(len(terms))]
-
-
-@dataclass(frozen=True)
-class _Query:
-    tsquery: str
-    groups: list[list[list[str]]]  # OR of groups, each an AND of terms, each the forms of a word sought
-
-
-def build_query(items: list[_Term | str]) -> _Query | None:
-    """One constant tsquery with websearch precedence (AND binds tighter than OR), or None.
-
-    A query without any word to look for ("-budget", "!!!") gives None: matching everything but a word
-    cannot use the index and is not what anyone searching means.
-    """
-    terms = [item for item in items if isinstance(item, _Term)]
-    if not any(not term.negated for term in terms):
-        return None
-    forms = iter(_expand_terms(terms))
-    groups: list[list[tuple[list[str], bool]]] = [[]]
-    for item in items:
-        if item == "or":
-            groups.append([])
-        elif term_forms := next(forms):
-            groups[-1].append((term_forms, item.negated))
-    # A group of only exclusions would match nearly everything; websearch drops dangling ORs the same way.
-    groups = [group for group in groups if any(not negated for _, negated in group)]
-    if not groups:
-        return None
-    tsquery = " | ".join(
-        "( " + " & ".join(("!" if negated else "") + "( " + " | ".join(f"({f})" for f in term_forms) + " )" for term_forms, negated in group) + " )"
-        for group in groups
-    )
-    return _Query(tsquery, [[term_forms for term_forms, negated in group if not negated] for group in groups])
-
-
-def build_tsquery(items: list[_Term | str]) -> str | None:
-    query = build_query(items)
-    return query.tsquery if query else None
 
 
 def _day_start(day: date) -> datetime:
@@ -274,7 +164,7 @@ def _estimate_matches(groups: list[list[list[str]]], statistics: tuple) -> float
     frequencies = frequencies or {}
 
     def share(form: str) -> float:
-        return math.prod(frequencies.get(lexeme, least / 2) for lexeme in _lexemes(form))
+        return math.prod(frequencies.get(lexeme, least / 2) for lexeme in lexemes(form))
 
     return rows * min(1.0, sum(math.prod(max(map(share, forms)) for forms in group) for group in groups))
 
@@ -282,8 +172,8 @@ def _estimate_matches(groups: list[list[list[str]]], statistics: tuple) -> float
 def _scope_and_statistics(cursor, scope: tuple[str, list], groups: list[list[list[str]]]) -> tuple[list[int], float, float]:
     """One statement: the ids in scope newest first, the rows in their table, and the estimated matches."""
     scope_sql, scope_params = scope
-    lexemes = sorted({lexeme for group in groups for forms in group for form in forms for lexeme in _lexemes(form)})
-    cursor.execute(f"SELECT * FROM ({scope_sql}) AS scope CROSS JOIN ({_WORD_STATISTICS_SQL}) AS statistics", [*scope_params, lexemes])
+    wanted = sorted({lexeme for group in groups for forms in group for form in forms for lexeme in lexemes(form)})
+    cursor.execute(f"SELECT * FROM ({scope_sql}) AS scope CROSS JOIN ({_WORD_STATISTICS_SQL}) AS statistics", [*scope_params, wanted])
     unit_ids, units_in_table, *statistics = cursor.fetchone()
     return unit_ids or [], units_in_table, _estimate_matches(groups, tuple(statistics))
 
@@ -298,12 +188,6 @@ SELECT c.reltuples,
 FROM pg_class c LEFT JOIN pg_stats st ON st.schemaname = current_schema() AND st.tablename = c.relname AND st.attname = 'search_vector'
 WHERE c.oid = 'meetings_segment'::regclass
 """
-_LEXEME = re.compile(r"'((?:[^']|'')*)'")
-
-
-def _lexemes(form: str) -> list[str]:
-    return [lexeme.replace("''", "'") for lexeme in _LEXEME.findall(form)]
-
 
 # Matches among the given meetings (or speakers), newest first, capped; ranked afterwards.
 # `ARRAY[meeting_id] && ids` is answered by the same GIN index as the words (migration 0007): one index
@@ -377,8 +261,8 @@ def search_segments(
     in_slice, found = rows[0][0], rows[0][1]
     estimated = size < len(unit_ids)
     total = _round_estimate(in_slice * len(unit_ids) / size) if estimated else in_slice
-    cjk_words = _cjk_words(items)
-    hits = [_hit(row[2:], cjk_words) for row in rows if row[2] is not None]
+    highlight = cjk_words(items)
+    hits = [_hit(row[2:], highlight) for row in rows if row[2] is not None]
     return SearchPage(
         query=query, hits=hits, total=total, limit=limit, offset=offset, ranked=min(found, CANDIDATE_CAP), total_is_estimate=estimated
     )
@@ -406,12 +290,7 @@ def _round_estimate(value: float) -> int:
     return int(round(value / digits) * digits)
 
 
-def _cjk_words(items) -> list[str]:
-    words = {w for item in items if isinstance(item, _Term) and not item.negated for w in CJK_RUN.findall(item.raw)}
-    return sorted(words, key=len, reverse=True)
-
-
-def _hit(row, cjk_words: list[str]) -> SearchHit:
+def _hit(row, highlight: list[str]) -> SearchHit:
     segment_id, meeting_id, title, start_ms, end_ms, rank, meeting_date, speaker_name, headline = row
     return SearchHit(
         segment_id=segment_id,
@@ -420,35 +299,7 @@ def _hit(row, cjk_words: list[str]) -> SearchHit:
         start_ms=start_ms,
         end_ms=end_ms,
         speaker_name=speaker_name,
-        snippet_html=snippet_html(headline, cjk_words),
+        snippet_html=snippet_html(headline, highlight),
         rank=rank,
         meeting_date=meeting_date,
     )
-
-
-def snippet_html(headline: str, cjk_words: list[str] = ()) -> str:
-    """Escape a ts_headline result and turn its markers into <mark>.
-
-    The parser reads a CJK sentence as one token, so ts_headline cannot mark a CJK word inside it;
-    those are marked here by substring.
-    """
-    if cjk_words and has_cjk(headline):
-        pattern = "|".join(re.escape(word) for word in cjk_words)
-        headline = re.sub(pattern, lambda m: START + m.group(0) + STOP, headline)
-    # The text was read with a space after every '<', as the trigger indexes it; take it out again.
-    text = html.escape(headline.replace("< ", "<"))
-    # Nested or stray markers (marking a CJK word inside a marked word) must not unbalance the tags.
-    out, depth = [], 0
-    for part in re.split(f"([{START}{STOP}])", text):
-        if part == START:
-            depth += 1
-            out.append("<mark>" if depth == 1 else "")
-        elif part == STOP:
-            if depth:
-                depth -= 1
-                out.append("</mark>" if depth == 0 else "")
-        else:
-            out.append(part)
-    if depth:
-        out.append("</mark>")
-    return "".join(out)
