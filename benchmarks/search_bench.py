@@ -222,7 +222,7 @@ def main() -> None:
             "visible_share": {u: round(s, 3) for u, s in shares.items()},
             "load_average_before_after": [load_before, load_average()],
             "note": args.note,
-            "command": " ".join(["benchmarks/search_bench.py", *sys.argv[1:]]),
+            "command": f"benchmarks/search_bench.py --hours {args.hours} --db {args.db}{' --keep' if args.keep else ''} --json {args.json} --note ...",
         }
         args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
         print(f"Wrote {args.json}")
