@@ -28,7 +28,8 @@ date order, visible or not, so for a user who sees 5% of the meetings it returns
 each a heap visit, for every one kept; it also needs the meeting date copied onto every segment and
 kept in step, and one more package (postgresql-NN-rum) on every offline site. The two stages above
 use only core PostgreSQL (GIN array and tsvector operator classes); measured figures are in
-benchmarks/results/search-2026-11-30.json.
+benchmarks/results/search-2026-11-30.json. Partitioning the segments by time would confine a search
+to recent partitions, but the slice of newest meetings already does, without changing the table.
 """
 import math
 import re

@@ -326,3 +326,4 @@ def test_the_page_says_about_how_many_and_that_only_the_newest_are_ranked(client
 
     assert "About 40 results" in html
     assert "The newest 10 are ranked here" in html
+    assert html.count('class="result-link"') == 10 and "Next</a>" not in html  # only the ranked ones are paged
