@@ -1,17 +1,20 @@
-"""Search latency on synthetic transcripts: 1,000 meeting-hours by default. A script, not a test.
+"""Search latency on synthetic transcripts (benchmarks/search_data.py). A script, not a test.
 
-    .venv/bin/python benchmarks/search_bench.py [--hours 1000] [--db scribe_bench] [--keep]
+    .venv/bin/python benchmarks/search_bench.py [--hours 10000] [--db scribe_bench_10k] [--keep] [--json PATH]
 
-Drops and recreates the database named by --db (never the site's own), migrates it, fills it with
-COPY, runs a mixed set of searches through meetings.search.search_segments and prints p50/p95 per
-kind of query. With --keep an existing filled database is reused.
+Creates the database named by --db (never the site's own), migrates it, fills it, runs a mixed set of
+searches through meetings.search.search_segments and prints p50/p95 per kind of query; --json also
+writes them (with the device and date) to a results file. With --keep an existing filled database is
+reused (migrations are applied to it first), so a 10,000-hour database is built once.
 """
 import argparse
+import json
 import os
+import platform
 import statistics
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -19,81 +22,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-# Speech runs at about 2.5 words a second; segments end at pauses, every 8-10 s.
-SEGMENT_MS = (8_000, 10_000)
-WORDS_PER_SECOND = 2.4
-# Share of meeting-hours per language, roughly a European company with an Asian office.
-LANGUAGE_SHARE = {"en": 0.62, "fr": 0.08, "de": 0.08, "es": 0.06, "ru": 0.04, "ja": 0.06, "zh": 0.04, "ko": 0.02}
+from benchmarks.search_data import BOARD, END, PHRASES, TAIL, VOCAB, YEARS, fill  # noqa: E402
 
-# Vocabularies in frequency order; a Zipf law (s = 1.1) over the position gives common and rare words.
-VOCAB = {
-    "en": """the to and of a that i it you we is in this so for on be have they with but not what
-    just do are was at can think if as there about our going know all like one will so would get
-    or right yeah from people some more need because okay time out up then really now make by see
-    which when also well other work an want how any those these been them team could very week
-    project where data new here first back next good two customer into much kind going question
-    say different think way only over plan something still look sure point year whether release
-    meeting issue budget number process quarter sales product support report update review
-    change decision client patient risk design feedback test deadline contract price service
-    market system model training action schedule hospital invoice migration server database
-    launch roadmap hiring policy audit security compliance revenue forecast pipeline margin
-    dashboard onboarding interview procurement vendor warehouse shipment inventory quality
-    nurse doctor medication dose kidney blood pressure surgery ward discharge referral therapy
-    architecture latency throughput incident outage rollback deployment kubernetes terraform
-    regulator tribunal settlement arbitration litigation deposition subpoena affidavit
-    anticoagulant nephrology echocardiogram thrombosis biopsy oncology radiotherapy
-    procurement amortisation depreciation reconciliation escrow debenture indemnity
-    hyperparameter tokenizer quantization checkpoint embeddings gradient transformer
-    zeppelin quokka marmalade tambourine origami saxophone kaleidoscope labyrinth
-    """,
-    "fr": """le la de et les des un une est que nous vous il pas pour dans ce qui on sur avec
-    projet réunion budget client équipe semaine rapport décision réunions clients projets
-    livraison facture contrat produit marché prix qualité service délai risques fournisseur
-    hôpital patient médecin infirmière traitement ordonnance chirurgie rendez-vous
-    amortissement rapprochement trésorerie contentieux arbitrage quincaillerie""",
-    "de": """der die das und ist nicht wir ich sie es ein eine zu mit den auf für von dass
-    Besprechung Projekt Kunde Budget Woche Bericht Entscheidung Besprechungen Kunden Projekte
-    Lieferung Rechnung Vertrag Produkt Markt Preis Qualität Termin Risiko Lieferant
-    Krankenhaus Patient Ärztin Behandlung Rezept Operation Sprechstunde
-    Abschreibung Rückstellung Schiedsverfahren Handschuhfach Donaudampfschifffahrt""",
-    "es": """el la de que y en los se del las un por con no una para es al lo como más
-    reunión proyecto presupuesto cliente equipo semana informe decisión reuniones clientes
-    entrega factura contrato producto mercado precio calidad plazo riesgo proveedor
-    hospital paciente médico enfermera tratamiento receta cirugía
-    amortización conciliación arbitraje litigio desfibrilador""",
-    "ru": """и в не что на я с он как это по но мы вы они к у же за бы
-    совещание проект бюджет клиент команда неделя отчёт решение совещания клиенты
-    поставка счёт договор продукт рынок цена качество срок риск поставщик
-    больница пациент врач лечение рецепт операция амортизация арбитраж""",
-    "ja": """は の が を に で と も です ます した これ それ 今日 会議 予算 顧客 提案
-    報告 決定 来週 問題 確認 資料 担当 契約 製品 市場 価格 品質 納期 リスク
-    病院 患者 医師 治療 手術 減価償却 仲裁 棚卸""",
-    "zh": """的 是 在 了 我们 你 他 这 那 有 和 就 也 今天 会议 预算 客户 团队 报告
-    决定 下周 问题 确认 资料 合同 产品 市场 价格 质量 交期 风险 医院 病人 医生
-    治疗 手术 折旧 仲裁 盘点""",
-    "ko": """은 는 이 가 을 를 에 의 도 오늘 회의 예산 고객 팀 보고서 결정 다음주 문제
-    확인 자료 계약 제품 시장 가격 품질 납기 위험 병원 환자 의사 치료 수술""",
-}
-# Set phrases dropped into 3% of segments, so phrase queries have real hits.
-PHRASES = {
-    "en": ["action items", "next quarter", "blood pressure", "customer churn", "go live", "root cause"],
-    "fr": ["ordre du jour", "chiffre d'affaires"],
-    "de": ["nächste Woche", "offene Punkte"],
-    "es": ["orden del día", "próxima semana"],
-    "ru": ["следующая неделя"],
-    "ja": ["来週の会議"],
-    "zh": ["下周的会议"],
-    "ko": ["다음주 회의"],
-}
-# The long tail: names of products, places, projects and people, which make up most distinct words in
-# real meetings and most searches for something specific. 8,000 of them, tens of hits each.
-_SYLLABLES = "ka lo mi ren tas vo dri nel por sen qui bar tel gor fin lu mar zen hal cor".split()
-TAIL = [a.capitalize() + b + c for a in _SYLLABLES for b in _SYLLABLES for c in _SYLLABLES]
-NAMES = ["Alice Martin", "Bob Keller", "Chen Wei", "Dr Jones", "Elena Petrova", "Farid Haddad", "Grace Kim", "Hiro Tanaka"]
-CJK = {"ja", "zh"}  # written without spaces (Korean separates words with spaces)
-USERS = 8
-CANDIDATE_QUERIES_PER_KIND = 25
+QUERIES_PER_KIND = 25
 REPEATS = 3
+TODAY = "2026-11-30"
 
 
 def setup_django(db_name: str, keep: bool) -> None:
@@ -117,108 +50,6 @@ def setup_django(db_name: str, keep: bool) -> None:
     call_command("migrate", verbosity=0)
 
 
-class Words:
-    """Draws Zipf-distributed words for one language."""
-
-    def __init__(self, language: str, rng: np.random.Generator):
-        self.words = np.array(VOCAB[language].split() + ([] if language in CJK else TAIL))
-        weights = 1.0 / np.arange(1, len(self.words) + 1) ** 1.1
-        self.cdf = np.cumsum(weights / weights.sum())
-        self.joiner = "" if language in CJK else " "
-        self.phrases = PHRASES[language]
-        self.rng = rng
-
-    def segment(self, n_words: int) -> str:
-        words = list(self.words[np.minimum(np.searchsorted(self.cdf, self.rng.random(n_words)), len(self.words) - 1)])
-        if self.rng.random() < 0.03:
-            words.insert(int(self.rng.integers(0, n_words)), str(self.rng.choice(self.phrases)))
-        text = self.joiner.join(words)
-        return text[0].upper() + text[1:] + ("。" if self.joiner == "" else ".")
-
-
-def fill(hours: int, seed: int = 7) -> dict:
-    from django.contrib.auth.models import Group, User
-    from django.db import connection
-
-    from meetings.languages import search_config_for
-    from meetings.models import Meeting, Sharing, Speaker
-
-    rng = np.random.default_rng(seed)
-    t0 = time.perf_counter()
-    users = User.objects.bulk_create([User(username=f"user{i}", first_name=NAMES[i].split()[0]) for i in range(USERS)])
-    board = Group.objects.create(name="Board")
-    board.user_set.add(users[-1], users[-2])
-    # Meetings of 20-100 minutes until the hours are reached, over the last two years.
-    languages, shares = list(LANGUAGE_SHARE), list(LANGUAGE_SHARE.values())
-    plan, total_ms = [], 0
-    while total_ms < hours * 3_600_000:
-        minutes = int(rng.integers(20, 101))
-        plan.append((minutes * 60_000, str(rng.choice(languages, p=shares))))
-        total_ms += minutes * 60_000
-    start = datetime(2024, 11, 1, tzinfo=timezone.utc)
-    meetings = Meeting.objects.bulk_create(
-        [
-            Meeting(
-                title=f"Meeting {i}",
-                owner=users[int(rng.integers(0, USERS - 2))],  # the last two users own nothing
-                language=language,
-                status=Meeting.Status.READY,
-                started_at=start + timedelta(minutes=int(rng.integers(0, 2 * 365 * 24 * 60))),
-            )
-            for i, (_, language) in enumerate(plan)
-        ]
-    )
-    sharings = []
-    for meeting in meetings:
-        if rng.random() < 0.3:
-            other = users[int(rng.integers(0, USERS))]
-            if other.pk != meeting.owner_id:
-                sharings.append(Sharing(meeting=meeting, user=other, created_by=meeting.owner))
-        if rng.random() < 0.2:
-            sharings.append(Sharing(meeting=meeting, group=board, created_by=meeting.owner))
-    Sharing.objects.bulk_create(sharings)
-    speakers = Speaker.objects.bulk_create(
-        [
-            Speaker(meeting=m, label=f"SPEAKER_{k:02d}", display_name=NAMES[int(rng.integers(0, len(NAMES)))] if rng.random() < 0.6 else "")
-            for m in meetings
-            for k in range(int(rng.integers(2, 6)))
-        ]
-    )
-    by_meeting: dict[int, list[int]] = {}
-    for s in speakers:
-        by_meeting.setdefault(s.meeting_id, []).append(s.pk)
-    print(f"{len(meetings)} meetings, {len(sharings)} sharings, {len(speakers)} speakers ({time.perf_counter() - t0:.1f} s)", flush=True)
-
-    words = {language: Words(language, rng) for language in VOCAB}
-    with connection.cursor() as cursor:
-        # Building the GIN index once after the load is several times faster than maintaining it row by row.
-        cursor.execute("DROP INDEX segment_search_gin")
-        n_segments = 0
-        with cursor.connection.cursor().copy(
-            "COPY meetings_segment (meeting_id, start_ms, end_ms, speaker_id, text, origin, model_version, search_config) FROM STDIN"
-        ) as copy:
-            for i, (meeting, (duration_ms, language)) in enumerate(zip(meetings, plan)):
-                config, ids, at = search_config_for(language), by_meeting[meeting.pk], 0
-                while at < duration_ms:
-                    length = int(rng.integers(*SEGMENT_MS))
-                    n_words = max(3, int(rng.normal(length / 1000 * WORDS_PER_SECOND, 3)))
-                    speaker = ids[int(rng.integers(0, len(ids)))]
-                    copy.write_row((meeting.pk, at, at + length, speaker, words[language].segment(n_words), "reprocessed", "bench", config))
-                    at += length
-                    n_segments += 1
-                if (i + 1) % 100 == 0 or i + 1 == len(meetings):
-                    elapsed = time.perf_counter() - t0
-                    print(f"  {i + 1}/{len(meetings)} meetings, {n_segments:,} segments, {elapsed:.0f} s", flush=True)
-        print("Building the GIN index ...", flush=True)
-        cursor.execute("SET maintenance_work_mem = '512MB'")
-        cursor.execute("CREATE INDEX segment_search_gin ON meetings_segment USING gin (search_vector)")
-    with connection.cursor() as cursor:
-        print("VACUUM ANALYZE ...", flush=True)
-        cursor.execute("VACUUM ANALYZE")
-    print(f"Filled in {time.perf_counter() - t0:.0f} s", flush=True)
-    return {"fill_s": time.perf_counter() - t0}
-
-
 def database_size() -> dict:
     from django.db import connection
 
@@ -227,10 +58,19 @@ def database_size() -> dict:
             """SELECT (SELECT count(*) FROM meetings_meeting), (SELECT count(*) FROM meetings_segment),
                       (SELECT sum(end_ms - start_ms) / 3600000.0 FROM meetings_segment),
                       pg_size_pretty(pg_total_relation_size('meetings_segment')),
-                      pg_size_pretty(pg_relation_size('segment_search_gin'))"""
+                      pg_size_pretty(pg_relation_size('segment_search_scoped_gin')), version()"""
         )
-        meetings, segments, hours, table, gin = cursor.fetchone()
-    return {"meetings": meetings, "segments": segments, "hours": float(hours), "table": table, "gin": gin}
+        meetings, segments, hours, table, gin, version = cursor.fetchone()
+    return {"meetings": meetings, "segments": segments, "hours": float(hours), "table": table, "gin": gin, "postgres": version.split(" on ")[0]}
+
+
+def visible_share(username: str) -> float:
+    from django.contrib.auth.models import User
+
+    from meetings.access import meetings_visible_to
+    from meetings.models import Meeting
+
+    return meetings_visible_to(User.objects.get(username=username)).count() / Meeting.objects.count()
 
 
 def query_plan(rng: np.random.Generator) -> list[tuple[str, str, dict, str]]:
@@ -238,77 +78,115 @@ def query_plan(rng: np.random.Generator) -> list[tuple[str, str, dict, str]]:
     from django.contrib.auth.models import User
 
     from meetings.access import meetings_visible_to
+    from meetings.models import Speaker
 
     en = VOCAB["en"].split()
-    n = CANDIDATE_QUERIES_PER_KIND
     rare = en[-40:] + TAIL[::40]
     common = ["people", "time", "work", "team", "project", "data", "customer", "meeting", "question", "plan", "the", "think"]
     mid = en[110:200]
     owner = User.objects.get(username="user0")
-    meeting_ids = list(meetings_visible_to(owner).filter(language="en").values_list("pk", flat=True))
+    visible = meetings_visible_to(owner)
+    meeting_ids = list(visible.filter(language="en").values_list("pk", flat=True))
+    # Names of people who speak in meetings user0 can see, as someone would type them.
+    names = sorted(set(Speaker.objects.filter(meeting__in=visible.values("pk")).exclude(display_name="").values_list("display_name", flat=True)))
     pick = lambda seq: seq[int(rng.integers(0, len(seq)))]  # noqa: E731
+    first_day = (END - timedelta(days=365 * YEARS)).date()
     plan = []
-    for i in range(n):
+    for _ in range(QUERIES_PER_KIND):
         plan.append(("rare word", pick(rare), {}, "user0"))
         plan.append(("common word", pick(common), {}, "user0"))
+        plan.append(("mid-frequency word", pick(mid), {}, "user0"))
         plan.append(("two words", f"{pick(mid)} {pick(mid)}", {}, "user0"))
         plan.append(("phrase", f'"{pick(PHRASES["en"] + PHRASES["fr"] + PHRASES["de"])}"', {}, "user0"))
         plan.append(("or / exclusion", f"{pick(mid)} or {pick(rare)} -{pick(common)}", {}, "user0"))
         plan.append(("stemmed / other language", pick(["meetings", "decisions", "réunions", "Besprechungen", "reuniones", "совещания", "clients"]), {}, "user1"))
         plan.append(("CJK", pick(["会議", "予算", "来週の会議", "问题", "会议", "客户", "회의", "減価償却"]), {}, "user2"))
         plan.append(("filter: meeting", pick(common + mid), {"meeting_id": pick(meeting_ids)}, "user0"))
-        plan.append(("filter: speaker", pick(common + mid), {"speaker": pick(NAMES)}, "user0"))
-        day = date(2024, 11, 1) + timedelta(days=int(rng.integers(0, 640)))
+        plan.append(("filter: speaker", pick(common + mid), {"speaker": pick(names)}, "user0"))
+        day = first_day + timedelta(days=int(rng.integers(0, 365 * YEARS - 90)))
         plan.append(("filter: dates (3 months)", pick(common + mid), {"date_from": day, "date_to": day + timedelta(days=90)}, "user0"))
-        plan.append(("non-owner (shares only)", pick(common + mid + rare), {}, "user7"))
-        plan.append(("non-owner, common word", pick(common), {}, "user7"))
+        plan.append(("non-owner (shares only)", pick(common + mid + rare), {}, "user50"))
+        plan.append(("non-owner, common word", pick(common), {}, "user50"))
+        plan.append(("board member, common word", pick(common), {}, BOARD[0]))
+        plan.append(("board member, mid-frequency word", pick(mid), {}, BOARD[0]))
         plan.append(("page 5", pick(common), {"offset": 80}, "user0"))
     return plan
 
 
-def run_queries(seed: int = 11) -> tuple[dict[str, list[float]], dict[str, list[int]]]:
+def run_queries(seed: int = 11) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[int]]]:
+    """Wall-clock and CPU milliseconds per search, by kind, and the totals reported."""
     from django.contrib.auth.models import User
+    from django.db import connection
 
     from meetings.search import search_segments
 
     users = {u.username: u for u in User.objects.all()}
     plan = query_plan(np.random.default_rng(seed))
-    timings: dict[str, list[float]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    wall: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
     totals: dict[str, list[int]] = {}
     for repeat in range(REPEATS + 1):  # the first round warms the cache and is not counted
         for kind, query, filters, username in plan:
-            t = time.perf_counter()
+            cpu_before, t = cpu_seconds(backend), time.perf_counter()
             page = search_segments(user=users[username], query=query, **filters)
-            ms = (time.perf_counter() - t) * 1000
+            ms, cpu_ms = (time.perf_counter() - t) * 1000, (cpu_seconds(backend) - cpu_before) * 1000
             if repeat:
-                timings.setdefault(kind, []).append(ms)
+                wall.setdefault(kind, []).append(ms)
+                cpu.setdefault(kind, []).append(cpu_ms)
                 totals.setdefault(kind, []).append(page.total)
-    return timings, totals
+    return wall, cpu, totals
 
 
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q))
+def cpu_seconds(backend_pid: int) -> float:
+    """CPU time of this process plus its PostgreSQL backend: what a search costs whatever else runs.
+
+    The backend's share comes from /proc/<pid>/schedstat (nanoseconds on CPU), so the database must run
+    on this machine; elsewhere only this process's time is counted.
+    """
+    try:
+        with open(f"/proc/{backend_pid}/schedstat") as fh:
+            backend = int(fh.read().split()[0]) / 1e9
+    except OSError:
+        backend = 0.0
+    return time.process_time() + backend
 
 
-def report(timings, totals, size, fill_s) -> str:
-    lines = [
-        "| query kind | searches | median hits | p50 ms | p95 ms | max ms |",
-        "|---|---:|---:|---:|---:|---:|",
+def summarize(wall, cpu, totals) -> list[dict]:
+    pct = lambda values, q: round(float(np.percentile(values, q)), 1)  # noqa: E731
+    return [
+        {
+            "kind": kind,
+            "p50_ms": pct(values, 50),
+            "p95_ms": pct(values, 95),
+            "max_ms": round(max(values), 1),
+            "cpu_p50_ms": pct(cpu[kind], 50),
+            "cpu_p95_ms": pct(cpu[kind], 95),
+            "searches": len(values),
+            "median_total": int(statistics.median(totals[kind])),
+        }
+        for kind, values in wall.items()
     ]
-    everything = []
-    for kind, values in timings.items():
-        everything += values
-        lines.append(
-            f"| {kind} | {len(values)} | {statistics.median(totals[kind]):.0f} | {percentile(values, 50):.1f} | "
-            f"{percentile(values, 95):.1f} | {max(values):.1f} |"
-        )
-    lines.append(f"| **all** | {len(everything)} | | **{percentile(everything, 50):.1f}** | **{percentile(everything, 95):.1f}** | {max(everything):.1f} |")
+
+
+def report(kinds: list[dict], size: dict, shares: dict, fill_s) -> str:
+    lines = ["| query kind | searches | median total | p50 ms | p95 ms | max ms | CPU p50 ms | CPU p95 ms |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [
+        f"| {k['kind']} | {k['searches']} | {k['median_total']} | {k['p50_ms']} | {k['p95_ms']} | {k['max_ms']} | {k['cpu_p50_ms']} | {k['cpu_p95_ms']} |"
+        for k in kinds
+    ]
     head = (
         f"{size['meetings']:,} meetings, {size['hours']:,.0f} meeting-hours, {size['segments']:,} segments; "
-        f"segment table {size['table']}, GIN index {size['gin']}"
+        f"segment table {size['table']}, GIN index {size['gin']}; " + ", ".join(f"{u} sees {s:.1%}" for u, s in shares.items())
         + (f"; filled in {fill_s:.0f} s" if fill_s else "")
     )
     return head + "\n\n" + "\n".join(lines)
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
 
 
 def main() -> None:
@@ -316,6 +194,8 @@ def main() -> None:
     parser.add_argument("--hours", type=int, default=1000)
     parser.add_argument("--db", default="scribe_bench")
     parser.add_argument("--keep", action="store_true", help="reuse an already filled database")
+    parser.add_argument("--json", type=Path, help=f"write the results here, e.g. benchmarks/results/search-{TODAY}.json")
+    parser.add_argument("--note", default="", help="said in the results file, e.g. that the machine was shared")
     args = parser.parse_args()
     setup_django(args.db, args.keep)
     from meetings.models import Segment
@@ -324,10 +204,28 @@ def main() -> None:
     if not (args.keep and Segment.objects.exists()):
         fill_s = fill(args.hours)["fill_s"]
     size = database_size()
+    shares = {u: visible_share(u) for u in ("user0", "user50", BOARD[0])}
     print("Searching ...", flush=True)
-    timings, totals = run_queries()
+    load_before = load_average()
+    wall, cpu, totals = run_queries()
+    kinds = summarize(wall, cpu, totals)
     print()
-    print(report(timings, totals, size, fill_s))
+    print(report(kinds, size, shares, fill_s))
+    if args.json:
+        result = {
+            "hours": round(size["hours"]),
+            "segments": size["segments"],
+            "meetings": size["meetings"],
+            "kinds": kinds,
+            "device": f"{platform.node()}: {os.cpu_count()} CPU cores, {size['postgres']}, default settings (shared_buffers 128 MB, work_mem 4 MB)",
+            "date": TODAY,
+            "visible_share": {u: round(s, 3) for u, s in shares.items()},
+            "load_average_before_after": [load_before, load_average()],
+            "note": args.note,
+            "command": f"benchmarks/search_bench.py --hours {args.hours} --db {args.db}{' --keep' if args.keep else ''} --json {args.json} --note ...",
+        }
+        args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        print(f"Wrote {args.json}")
 
 
 if __name__ == "__main__":

@@ -1,53 +1,58 @@
-"""Full-text search over the transcript segments a user may see.
+"""Full-text search over the transcript segments a user may see (how typed words become a query:
+search_query.py).
 
-How text is indexed (see migration 0002 and languages.py): each segment's vector holds the words
-stemmed by its meeting's language (`english`, `french`, ... for the ten languages PostgreSQL has a
-Snowball stemmer for) plus the same words unstemmed (`simple`). Chinese, Japanese and Korean have no
-stemmer and no spaces between words, so CJK runs, in any language, are indexed as overlapping
-character bigrams; a CJK word in a query becomes a phrase of its bigrams.
+Which matches, in which order: the newest CANDIDATE_CAP matches in the meetings the user may see
+(after the filters) are ranked with ts_rank_cd, best first, newest first on equal rank. Ranking every
+match of a common word (a million segments in 10,000 meeting-hours) would read every vector; the
+newest thousand are what someone searching a transcript archive almost always wants, and dates or a
+speaker reach further back.
 
-How a query is built: the user's text is read with websearch syntax ("quoted phrase", OR, -word).
-Every term is expanded in every stemming language and `simple`, and the distinct forms are ORed, so
-"meetings" finds "meeting" in an English transcript and "Besprechungen" finds "Besprechung" in a
-German one whatever language the searcher has in mind. The result is one constant tsquery that the
-GIN index on `search_vector` can answer; it never depends on a row's column. Stems are not confined
-to transcripts of their own language, so rare cross-language collisions can add a result; exact words
-always match.
+How they are found, in two stages (three statements in all, after the one that expands the words):
+1. The ids of the meetings in scope, newest first (meetings the user owns or was shared, narrowed by
+   the filters; a speaker filter scopes to Speaker rows instead, so only those speakers' segments are
+   read), and how common the words are, from the word statistics ANALYZE keeps on the vectors.
+2. Matches among the newest slice of those meetings, the slice sized so that by that estimate it holds
+   SLICE_MARGIN times the cap. The GIN index holds each segment's meeting and speaker beside its
+   words (migration 0007), so "these words in these meetings" is one index scan that skips through the
+   words' entries to the slice's meetings: about as cheap for "the" as for a rare name, and the heap is
+   read only for real matches. A slice that turns out to hold fewer than the cap is widened by what it
+   held and searched again. No planner setting is changed.
 
-Ranking: ts_rank_cd over at most CANDIDATE_CAP matching segments. A word that occurs in a quarter of
-all segments would otherwise mean reading and ranking 100,000 vectors per page; instead the count is
-reported as "more than CANDIDATE_CAP" and the user narrows the search. The candidates are the first
-matches the index scan meets, so with a capped count the best of them is shown, not the best overall.
+Counts: exact whenever the whole scope was searched (also above the cap); when only a slice was, the
+slice's exact count scaled by the scope's size ("about 12,000"), to two significant figures.
+
+Why not an index ordered by time (PostgreSQL's RUM extension, `ORDER BY date <=> now()` inside a
+tsvector index): what limits a search is less the word than what the user may see, a few percent of
+the meetings, decided per meeting through shares. A time-ordered word index hands back every match in
+date order, visible or not, so for a user who sees 5% of the meetings it returns about twenty rows,
+each a heap visit, for every one kept (21,306 rows for the newest 1,001 visible matches of "team" in
+the 10,000-hour benchmark, where the scan below reads those 1,001 and a few hundred more); it also needs the meeting date copied onto every segment and
+kept in step, and one more package (postgresql-NN-rum) on every offline site. The two stages above
+use only core PostgreSQL (GIN array and tsvector operator classes); measured figures are in
+benchmarks/results/search-2026-11-30.json. Partitioning the segments by time would confine a search
+to recent partitions, but the slice of newest meetings already does, without changing the table.
 """
-import html
+import math
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from django.core.exceptions import EmptyResultSet
-from django.db import DatabaseError, connection
-from django.db.models import BooleanField, FloatField, Q
-from django.db.models.expressions import RawSQL
+from django.db import connection
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .access import meetings_visible_to
-from .languages import CJK_RUN, STEMMING_CONFIGS, has_cjk, search_config_for, split_cjk
-from .models import Meeting, Segment, Speaker
+from .models import Meeting, Speaker
+from .search_query import HEADLINE_OPTIONS, build_query, cjk_words, lexemes, parse_query, snippet_html
 
 CANDIDATE_CAP = 1000
-MAX_QUERY_CHARS = 500
-MAX_TERMS = 16
-# ts_headline inserts these around matches. Private-use characters never come out of speech
-# recognition, so after HTML-escaping everything else they can safely become <mark> tags.
-START, STOP = "\ue000", "\ue001"
-HEADLINE_OPTIONS = f"StartSel={START}, StopSel={STOP}, MaxWords=40, MinWords=15, ShortWord=2"
-QUERY_CONFIGS = ["simple", *STEMMING_CONFIGS]
-
-# A quoted phrase (the closing quote may be missing, as websearch_to_tsquery allows) or a word,
-# each optionally preceded by a minus sign.
-_TOKEN = re.compile(r'(-?)"([^"]*)"?|(-?)([^\s"]+)')
+# The newest slice of a search's meetings is sized to hold this many times CANDIDATE_CAP matches by
+# the planner's estimate: every match in the slice is read, so a wide margin costs heap visits on
+# every search, while a short slice costs one more statement, sized by what it found.
+SLICE_MARGIN = 1.5
+MEETING_DATE = Coalesce("started_at", "created_at")  # what the results show and sort by
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ue000\ue001]")
 
 
@@ -71,144 +76,166 @@ class SearchPage:
     total: int
     limit: int
     offset: int
-    total_is_capped: bool = False  # more than `total` segments match; only the first `total` are ranked
+    ranked: int = 0  # matches ranked and paged through: the newest, at most CANDIDATE_CAP
+    total_is_estimate: bool = False  # `total` was extrapolated from the newest meetings ("about N")
+
+    @property
+    def total_is_capped(self) -> bool:
+        """More segments match than are ranked; only the newest CANDIDATE_CAP can be paged through."""
+        return self.total > self.ranked
 
 
 @dataclass(frozen=True)
-class _Term:
-    text: str  # websearch input for one word or phrase, CJK already split into bigrams
-    negated: bool
-    raw: str  # as typed, for highlighting CJK words
+class SearchFilters:
+    """What narrows a search besides its words. A filter on meetings goes in _scope_meetings, one on
+    speakers (who said it) in _speaker_restrictions; both keep the search on the user's meetings."""
 
-
-def search_config_for_meeting(meeting: Meeting) -> str:
-    """The regconfig name stored on the meeting's segments (services set it on every write)."""
-    return search_config_for(meeting.language)
-
-
-def parse_query(query: str) -> list[_Term | str]:
-    """Split websearch syntax into terms and "or" operators, the way websearch_to_tsquery reads it."""
-    items: list[_Term | str] = []
-    for match in _TOKEN.finditer(query[:MAX_QUERY_CHARS]):
-        phrase_minus, phrase, word_minus, word = match.groups()
-        if word is not None and word.lower() == "or" and not word_minus:
-            items.append("or")
-            continue
-        raw = phrase if phrase is not None else word
-        if raw.strip():
-            # Quoting every term makes a CJK run (now several bigrams) one phrase, not an AND of pairs.
-            items.append(_Term(f'"{split_cjk(raw).strip()}"', negated=bool(phrase_minus or word_minus), raw=raw))
-        if len(items) >= MAX_TERMS * 2:
-            break
-    return items
-
-
-def _expand_terms(terms: list[_Term]) -> list[str | None]:
-    """Each term as a tsquery text: the OR of its distinct forms in every configuration; None if it has none."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT t.i, string_agg(DISTINCT '(' || q::text || ')', ' | ')
-            FROM unnest(%s::text[]) WITH ORDINALITY AS t(term, i)
-            CROSS JOIN unnest(%s::regconfig[]) AS c(config)
-            CROSS JOIN LATERAL websearch_to_tsquery(c.config, t.term) AS q
-            WHERE numnode(q) > 0
-            GROUP BY t.i
-            """,
-            [[term.text for term in terms], QUERY_CONFIGS],
-        )
-        forms = dict(cursor.fetchall())
-    return [forms.get(i + 1) for i in range(len(terms))]
-
-
-def build_tsquery(items: list[_Term | str]) -> str | None:
-    """One constant tsquery text with websearch precedence (AND binds tighter than OR), or None.
-
-    A query without any word to look for ("-budget", "!!!") gives None: matching everything but a word
-    cannot use the index and is not what anyone searching means.
-    """
-    terms = [item for item in items if isinstance(item, _Term)]
-    if not any(not term.negated for term in terms):
-        return None
-    forms = iter(_expand_terms(terms))
-    groups: list[list[str]] = [[]]
-    for item in items:
-        if item == "or":
-            groups.append([])
-        elif (form := next(forms)) is not None:
-            groups[-1].append(f"!( {form} )" if item.negated else f"( {form} )")
-    # A group of only exclusions would match nearly everything; websearch drops dangling ORs the same way.
-    groups = [group for group in groups if any(not part.startswith("!") for part in group)]
-    if not groups:
-        return None
-    return " | ".join("( " + " & ".join(group) + " )" for group in groups)
+    meeting_id: int | None = None
+    speaker: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+    person: str = ""  # a known voice's person: "u<user id>" or "p<person id>"
 
 
 def _day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
-def _candidate_sql(*, user, tsquery: str, meeting_id, speaker, date_from, date_to, person=None) -> tuple[str, tuple]:
-    """SQL for the matching segments the user may see, filtered, ranked and capped at CANDIDATE_CAP + 1."""
+def _scope_meetings(user, filters: SearchFilters) -> QuerySet[Meeting]:
+    """The meetings the user may see that the filters keep."""
     meetings = meetings_visible_to(user)
-    if meeting_id is not None:
-        meetings = meetings.filter(pk=meeting_id)
-    if date_from or date_to:
-        meetings = meetings.alias(meeting_date=Coalesce("started_at", "created_at"))
-        if date_from:
-            meetings = meetings.filter(meeting_date__gte=_day_start(date_from))
-        if date_to:
-            meetings = meetings.filter(meeting_date__lt=_day_start(date_to + timedelta(days=1)))
-    table = Segment._meta.db_table
-    segments = Segment.objects.filter(meeting__in=meetings.values("pk")).filter(
-        RawSQL(f"{table}.search_vector @@ %s::tsquery", [tsquery], output_field=BooleanField())
-    )
-    if speaker:
-        named = Speaker.objects.filter(Q(display_name__iexact=speaker) | Q(label__iexact=speaker))
-        segments = segments.filter(speaker__in=named.values("pk"))
-    if person:
-        segments = segments.filter(speaker__in=_person_speakers(person))
-    segments = segments.annotate(
-        rank=RawSQL(f"ts_rank_cd({table}.search_vector, %s::tsquery)", [tsquery], output_field=FloatField())
-    )
-    # No ORDER BY: the cap must stop the index scan early instead of sorting every match.
-    segments = segments.order_by().values("id", "meeting_id", "speaker_id", "start_ms", "end_ms", "rank")
-    return segments[: CANDIDATE_CAP + 1].query.sql_with_params()
+    if filters.meeting_id is not None:
+        meetings = meetings.filter(pk=filters.meeting_id)
+    if filters.date_from or filters.date_to:
+        meetings = meetings.alias(meeting_date=MEETING_DATE)
+        if filters.date_from:
+            meetings = meetings.filter(meeting_date__gte=_day_start(filters.date_from))
+        if filters.date_to:
+            meetings = meetings.filter(meeting_date__lt=_day_start(filters.date_to + timedelta(days=1)))
+    return meetings
+
+
+def _speaker_restrictions(filters: SearchFilters) -> list[Q]:
+    """Conditions on Speaker rows; a search with any of them only reads those speakers' segments."""
+    restrictions = []
+    if filters.speaker:
+        restrictions.append(Q(display_name__iexact=filters.speaker) | Q(label__iexact=filters.speaker))
+    if filters.person:
+        restrictions.append(Q(pk__in=_person_speakers(filters.person)))
+    return restrictions
 
 
 def _person_speakers(key: str):
-    """Speakers linked to one person (a user or a person record) in any meeting: the known-voices filter."""
-    from voices.selectors import speakers_of_person
+    """Speakers linked to one person ("u<user id>" or "p<person id>") in any meeting: the known-voices
+    filter. Read through the speaker's reverse `identity` relation, so search needs no import of voices."""
+    kind, number = key[:1], key[1:]
+    if not number.isdigit() or kind not in ("u", "p"):
+        return Speaker.objects.none().values("pk")
+    field = "identity__user_id" if kind == "u" else "identity__person_id"
+    return Speaker.objects.filter(**{field: int(number)}).values("pk")
 
-    return speakers_of_person(key).values("pk")
+
+def _scope_sql(user, filters: SearchFilters) -> tuple[str, str, list]:
+    """(segment column, SQL, params): the SQL gives the ids of the meetings (or speakers) to search,
+    newest meeting first, and how many rows that table has in all."""
+    meetings = _scope_meetings(user, filters)
+    if restrictions := _speaker_restrictions(filters):
+        units = Speaker.objects.filter(*restrictions, meeting__in=meetings.values("pk")).annotate(
+            unit_date=Coalesce("meeting__started_at", "meeting__created_at")
+        )
+        column, table = "speaker_id", Speaker._meta.db_table
+    else:
+        units, column, table = meetings.annotate(unit_date=MEETING_DATE), "meeting_id", Meeting._meta.db_table
+    sql, params = units.order_by().values_list("pk", "unit_date").query.sql_with_params()
+    wrapped = (
+        f"SELECT array_agg(u.id ORDER BY u.unit_date DESC, u.id DESC), "
+        f"(SELECT reltuples FROM pg_class WHERE oid = '{table}'::regclass) FROM ({sql}) AS u(id, unit_date)"
+    )
+    return column, wrapped, list(params)
 
 
-_PAGE_SQL = """
-WITH candidates AS MATERIALIZED ({candidates}),
-     counted AS (SELECT count(*) AS total FROM candidates)
-SELECT counted.total, page.id, page.meeting_id, page.title, page.start_ms, page.end_ms, page.rank, page.meeting_date,
-       COALESCE(NULLIF(sp.display_name, ''), sp.label, '') AS speaker_name,
-       ts_headline(s.search_config::regconfig, replace(s.text, '<', '< '), %s::tsquery, %s) AS headline
-FROM counted
-LEFT JOIN LATERAL (
-    -- Sort the candidates first; only the page's rows are read again for their text and headline.
-    SELECT c.*, m.title, COALESCE(m.started_at, m.created_at) AS meeting_date
-    FROM candidates c JOIN meetings_meeting m ON m.id = c.meeting_id
-    ORDER BY c.rank DESC, meeting_date DESC, c.start_ms, c.id
-    LIMIT %s OFFSET %s
-) page ON true
-LEFT JOIN meetings_segment s ON s.id = page.id
-LEFT JOIN meetings_speaker sp ON sp.id = page.speaker_id
-ORDER BY page.rank DESC, page.meeting_date DESC, page.start_ms, page.id
+def _slice_size(*, units: int, units_in_table: float, matches_in_table: float) -> int:
+    """How many of the newest units (meetings or speakers) should hold SLICE_MARGIN * CANDIDATE_CAP matches.
+
+    Assumes matches spread evenly over units: the scope's share of the table times the planner's
+    estimate of all matches.
+    """
+    if units_in_table <= 0 or matches_in_table <= 0:
+        return units  # no statistics yet: a small or new database, search it all
+    wanted = SLICE_MARGIN * (CANDIDATE_CAP + 1) * units_in_table / matches_in_table
+    return max(1, min(units, math.ceil(wanted)))
+
+
+def _estimate_matches(groups: list[list[list[str]]], statistics: tuple) -> float:
+    """About how many segments match, from the word statistics ANALYZE keeps on the vectors; 0 without them.
+
+    The planner's own estimate adds up a word's forms (the stem and the exact word, found in the same
+    segments), doubling most counts; here a word counts as its commonest form, words sought together
+    multiply (as the planner assumes) and alternatives add up.
+    """
+    rows, frequencies, least = statistics
+    if not rows or rows <= 0 or least is None:
+        return 0.0
+    frequencies = frequencies or {}
+
+    def share(form: str) -> float:
+        return math.prod(frequencies.get(lexeme, least / 2) for lexeme in lexemes(form))
+
+    return rows * min(1.0, sum(math.prod(max(map(share, forms)) for forms in group) for group in groups))
+
+
+def _scope_and_statistics(cursor, scope: tuple[str, list], groups: list[list[list[str]]]) -> tuple[list[int], float, float]:
+    """One statement: the ids in scope newest first, the rows in their table, and the estimated matches."""
+    scope_sql, scope_params = scope
+    wanted = sorted({lexeme for group in groups for forms in group for form in forms for lexeme in lexemes(form)})
+    cursor.execute(f"SELECT * FROM ({scope_sql}) AS scope CROSS JOIN ({_WORD_STATISTICS_SQL}) AS statistics", [*scope_params, wanted])
+    unit_ids, units_in_table, *statistics = cursor.fetchone()
+    return unit_ids or [], units_in_table, _estimate_matches(groups, tuple(statistics))
+
+
+# Frequencies of the given lexemes among the most common ones, the least common frequency listed
+# (most_common_elem_freqs carries min, max and null share after one entry per element), and the row count.
+_WORD_STATISTICS_SQL = """
+SELECT c.reltuples,
+       (SELECT json_object_agg(e.lexeme, e.share) FROM unnest(st.most_common_elems::text::text[], st.most_common_elem_freqs) AS e(lexeme, share)
+        WHERE e.lexeme = ANY(%s::text[])),
+       st.most_common_elem_freqs[cardinality(st.most_common_elems::text::text[]) + 1]
+FROM pg_class c LEFT JOIN pg_stats st ON st.schemaname = current_schema() AND st.tablename = c.relname AND st.attname = 'search_vector'
+WHERE c.oid = 'meetings_segment'::regclass
 """
 
-# A search always reads matches through the GIN index (a bitmap scan). Left to itself the planner
-# often prefers walking the whole table, or a b-tree in full, until the candidate cap is reached,
-# assuming matches lie evenly through the table and among the meetings the user may see; for a common
-# word seen by a user with a fifth of the meetings that means testing @@ on half the table (40-60 ms
-# instead of under 10 ms on 400,000 segments). JIT only adds compile time to a query this size, and
-# the disabled scans' cost estimates would trigger it.
-_PLANNER_SETTINGS = {"enable_seqscan": "off", "enable_indexscan": "off", "jit": "off"}
+# Matches among the given meetings (or speakers), newest first, capped; ranked afterwards.
+# `ARRAY[meeting_id] && ids` is answered by the same GIN index as the words (migration 0007): one index
+# scan that only visits the word's entries in those meetings, whatever their number, where a b-tree on
+# the meetings ANDed with the word's full entry list read every entry of a middling word. For a word
+# in half of all segments the planner rather reads the slice's few meetings by their b-tree. The window
+# count is every match in the slice, counted before the cap.
+_PAGE_SQL = """
+WITH candidates AS MATERIALIZED (
+    SELECT s.id, s.meeting_id, s.speaker_id, s.start_ms, s.end_ms, s.search_vector,
+           COALESCE(m.started_at, m.created_at) AS meeting_date, count(*) OVER () AS total
+    FROM meetings_segment s JOIN meetings_meeting m ON m.id = s.meeting_id
+    WHERE s.search_vector @@ %(q)s::tsquery AND ARRAY[s.{column}] && %(ids)s::bigint[]
+    ORDER BY meeting_date DESC, s.meeting_id DESC, s.start_ms, s.id
+    LIMIT %(cap)s
+), ranked AS (
+    -- The one candidate past the cap only tells that there are more; it is not ranked.
+    SELECT c.*, ts_rank_cd(c.search_vector, %(q)s::tsquery) AS rank
+    FROM (SELECT * FROM candidates ORDER BY meeting_date DESC, meeting_id DESC, start_ms, id LIMIT %(ranked)s) c
+)
+SELECT counted.total, counted.found, page.id, page.meeting_id, m.title, page.start_ms, page.end_ms, page.rank,
+       page.meeting_date, COALESCE(NULLIF(sp.display_name, ''), sp.label, ''),
+       ts_headline(s.search_config::regconfig, replace(s.text, '<', '< '), %(q)s::tsquery, %(headline)s)
+FROM (SELECT COALESCE(max(total), 0) AS total, count(*) AS found FROM candidates) counted
+LEFT JOIN LATERAL (
+    -- Sort the candidates first; only the page's rows are read again for their text and headline.
+    SELECT * FROM ranked ORDER BY rank DESC, meeting_date DESC, meeting_id DESC, start_ms, id LIMIT %(limit)s OFFSET %(offset)s
+) page ON true
+LEFT JOIN meetings_segment s ON s.id = page.id
+LEFT JOIN meetings_meeting m ON m.id = page.meeting_id
+LEFT JOIN meetings_speaker sp ON sp.id = page.speaker_id
+ORDER BY page.rank DESC, page.meeting_date DESC, page.meeting_id DESC, page.start_ms, page.id
+"""
 
 
 def search_segments(
@@ -230,52 +257,57 @@ def search_segments(
     if not query or not user.is_authenticated:
         return empty
     items = parse_query(query)
-    tsquery = build_tsquery(items)
-    if tsquery is None:
+    built = build_query(items)
+    if built is None:
         return empty
+    tsquery = built.tsquery
+    filters = SearchFilters(meeting_id=meeting_id, speaker=(speaker or "").strip(), date_from=date_from, date_to=date_to,
+                            person=(person or "").strip())
     try:
-        sql, params = _candidate_sql(
-            user=user, tsquery=tsquery, meeting_id=meeting_id, speaker=(speaker or "").strip(), date_from=date_from, date_to=date_to,
-            person=person,
-        )
+        column, scope_sql, scope_params = _scope_sql(user, filters)
     except EmptyResultSet:
         return empty
-    page_size = max(0, min(limit, CANDIDATE_CAP - offset))  # the extra candidate only tells that there are more
-    with connection.cursor() as cursor, _planner_settings(cursor):
-        cursor.execute(_PAGE_SQL.format(candidates=sql), [*params, tsquery, HEADLINE_OPTIONS, page_size, offset])
-        rows = cursor.fetchall()
-    total = rows[0][0]
-    cjk_words = _cjk_words(items)
-    hits = [_hit(row[1:], cjk_words) for row in rows if row[1] is not None]
+    with connection.cursor() as cursor:
+        unit_ids, units_in_table, matches_in_table = _scope_and_statistics(cursor, (scope_sql, scope_params), built.groups)
+        if not unit_ids:
+            return empty
+        params = {"q": tsquery, "headline": HEADLINE_OPTIONS, "cap": CANDIDATE_CAP + 1, "ranked": CANDIDATE_CAP, "offset": offset}
+        params["limit"] = max(0, min(limit, CANDIDATE_CAP - offset))  # the extra candidate only tells that there are more
+        size = _slice_size(units=len(unit_ids), units_in_table=units_in_table, matches_in_table=matches_in_table)
+        rows, size = _search_newest(cursor, column, unit_ids, size, params)
+    in_slice, found = rows[0][0], rows[0][1]
+    estimated = size < len(unit_ids)
+    total = _round_estimate(in_slice * len(unit_ids) / size) if estimated else in_slice
+    highlight = cjk_words(items)
+    hits = [_hit(row[2:], highlight) for row in rows if row[2] is not None]
     return SearchPage(
-        query=query, hits=hits, total=min(total, CANDIDATE_CAP), limit=limit, offset=offset, total_is_capped=total > CANDIDATE_CAP
+        query=query, hits=hits, total=total, limit=limit, offset=offset, ranked=min(found, CANDIDATE_CAP), total_is_estimate=estimated
     )
 
 
-@contextmanager
-def _planner_settings(cursor):
-    """Apply _PLANNER_SETTINGS for the statements inside, then put the session's values back."""
-    names = list(_PLANNER_SETTINGS)
-    cursor.execute(
-        "SELECT " + ", ".join(f"current_setting(%s), set_config(%s, %s, false)" for _ in names),
-        [arg for name in names for arg in (name, name, _PLANNER_SETTINGS[name])],
-    )
-    previous = cursor.fetchone()[::2]
-    try:
-        yield
-    finally:
-        try:
-            cursor.execute("SELECT " + ", ".join("set_config(%s, %s, false)" for _ in names), [a for pair in zip(names, previous) for a in pair])
-        except DatabaseError:
-            pass  # the transaction failed and its rollback undoes the settings anyway
+def _search_newest(cursor, column: str, unit_ids: list[int], size: int, params: dict) -> tuple[list[tuple], int]:
+    """Rows of _PAGE_SQL for the newest `size` units, widened until they hold more than the cap or are all
+    of them; returns the rows and the number of units searched."""
+    while True:
+        cursor.execute(_PAGE_SQL.format(column=column), {**params, "ids": unit_ids[:size]})
+        rows = cursor.fetchall()
+        in_slice, found = rows[0][0], rows[0][1]
+        if found > CANDIDATE_CAP or size >= len(unit_ids):
+            return rows, size
+        # Fewer matches than the estimate promised (the words are commoner in older meetings): widen by
+        # what this slice showed, or to everything when it showed nothing.
+        size = min(len(unit_ids), math.ceil(size * SLICE_MARGIN * (CANDIDATE_CAP + 1) / max(in_slice, 1)))
 
 
-def _cjk_words(items) -> list[str]:
-    words = {w for item in items if isinstance(item, _Term) and not item.negated for w in CJK_RUN.findall(item.raw)}
-    return sorted(words, key=len, reverse=True)
+def _round_estimate(value: float) -> int:
+    """Two significant figures: "about 12,000", not a precision the estimate does not have."""
+    if value < 100:
+        return round(value)
+    digits = 10 ** (len(str(int(value))) - 2)
+    return int(round(value / digits) * digits)
 
 
-def _hit(row, cjk_words: list[str]) -> SearchHit:
+def _hit(row, highlight: list[str]) -> SearchHit:
     segment_id, meeting_id, title, start_ms, end_ms, rank, meeting_date, speaker_name, headline = row
     return SearchHit(
         segment_id=segment_id,
@@ -284,35 +316,7 @@ def _hit(row, cjk_words: list[str]) -> SearchHit:
         start_ms=start_ms,
         end_ms=end_ms,
         speaker_name=speaker_name,
-        snippet_html=snippet_html(headline, cjk_words),
+        snippet_html=snippet_html(headline, highlight),
         rank=rank,
         meeting_date=meeting_date,
     )
-
-
-def snippet_html(headline: str, cjk_words: list[str] = ()) -> str:
-    """Escape a ts_headline result and turn its markers into <mark>.
-
-    The parser reads a CJK sentence as one token, so ts_headline cannot mark a CJK word inside it;
-    those are marked here by substring.
-    """
-    if cjk_words and has_cjk(headline):
-        pattern = "|".join(re.escape(word) for word in cjk_words)
-        headline = re.sub(pattern, lambda m: START + m.group(0) + STOP, headline)
-    # The text was read with a space after every '<', as the trigger indexes it; take it out again.
-    text = html.escape(headline.replace("< ", "<"))
-    # Nested or stray markers (marking a CJK word inside a marked word) must not unbalance the tags.
-    out, depth = [], 0
-    for part in re.split(f"([{START}{STOP}])", text):
-        if part == START:
-            depth += 1
-            out.append("<mark>" if depth == 1 else "")
-        elif part == STOP:
-            if depth:
-                depth -= 1
-                out.append("</mark>" if depth == 0 else "")
-        else:
-            out.append(part)
-    if depth:
-        out.append("</mark>")
-    return "".join(out)
