@@ -20,11 +20,13 @@ import torch
 
 from . import audio as A
 from . import loading, offline
-from .cache import CachePool, PoolShape
+from .cache import FP8, CachePool, PoolShape
+from .capacity import StepTimeModel
 from .errors import (EngineAtCapacity, EngineError, EngineStopped, InvalidAudio, InvalidDelay, ModelCorrupt,
                      ModelIncomplete, ModelNotFound, StreamClosed)
 from .events import Delta, Error, Final, TokenTime, Transcript, Word
 from .options import EngineOptions
+from .prefix import PromptPrefix
 from .runner import StepRunner
 from .scheduler import Scheduler
 from .step import ModelStep, StepBuffers
@@ -37,6 +39,7 @@ __all__ = [
 ]
 
 GIB = 1024**3
+DEFAULT_STEP_BUDGET_MS = 0.75 * A.STEP_MS  # 60 ms: a quarter of each step's 80 ms kept for bursts
 
 
 def _device_and_dtype(options: EngineOptions):
@@ -48,12 +51,31 @@ def _device_and_dtype(options: EngineOptions):
     return device, dtype
 
 
-def _pool_slots(shape_for, device, dtype, options: EngineOptions) -> int:
+def _kv_dtype(options: EngineOptions, device, dtype) -> torch.dtype:
+    """The ring caches' dtype: float8 on request, or by default where the GPU computes in fp8 (8.9+)."""
+    choice = options.kv_cache
+    if choice is None:
+        fp8_ok = device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 9)
+        return FP8 if fp8_ok else dtype
+    if choice in ("float8", "fp8", "float8_e4m3fn"):
+        return FP8
+    if choice in ("bfloat16", "float32", "float16"):
+        return getattr(torch, choice)
+    raise EngineError(f"Unknown cache type {choice!r}: use bfloat16, float32 or float8.")
+
+
+def _step_budget(options: EngineOptions, device) -> float | None:
+    if options.step_budget_ms is not None:
+        return options.step_budget_ms or None  # 0 turns the time limit off
+    return DEFAULT_STEP_BUDGET_MS if device.type == "cuda" else None
+
+
+def _pool_slots(shape_for, device, dtype, kv_dtype, options: EngineOptions) -> int:
     if device.type != "cuda":
         return options.max_streams
     free, _ = torch.cuda.mem_get_info(device)
     budget = free * options.memory_fraction - options.activation_reserve_gib * GIB
-    per_slot = shape_for(1).bytes_per_slot(dtype)
+    per_slot = shape_for(1).bytes_per_slot(dtype, kv_dtype)
     slots = min(options.max_streams, int(budget // per_slot))
     if slots < 1:
         raise EngineError(
@@ -72,14 +94,25 @@ class Engine:
         cfg = model.config
         if options.text_window:
             cfg.text_config.sliding_window = options.text_window  # read by the pool and the step's mask
-        slots = _pool_slots(lambda n: PoolShape.for_model(cfg, n), self.device, self.dtype, options)
-        self.pool = CachePool(PoolShape.for_model(cfg, slots), self.device, self.dtype)
+        self.kv_dtype = _kv_dtype(options, self.device, self.dtype)
+        logmel = A.LogMel(spec.mel_filters, spec.global_log_mel_max)
+        prefix = None
+        if options.prompt_prefix:  # before sizing the pool: the scratch it needs is given back first
+            prefix = PromptPrefix(model, PoolShape.for_model(cfg, 1), logmel, spec, self.device, self.dtype, self.kv_dtype)
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+        slots = _pool_slots(lambda n: PoolShape.for_model(cfg, n), self.device, self.dtype, self.kv_dtype, options)
+        self.pool = CachePool(PoolShape.for_model(cfg, slots), self.device, self.dtype, kv_dtype=self.kv_dtype)
         bufs = StepBuffers.allocate(slots, cfg.audio_config.num_mel_bins, self.device, self.dtype)
         step = ModelStep(model, self.pool, bufs)
         self.runner = StepRunner(step, slots, use_graphs=options.cuda_graphs and self.device.type == "cuda")
         self.runner.warm_up()
-        logmel = A.LogMel(spec.mel_filters, spec.global_log_mel_max)
-        self.scheduler = Scheduler(self.runner, self.pool, logmel, self.device, self.dtype, slots, options.health_window)
+        self.step_model = StepTimeModel(self.runner.sizes, _step_budget(options, self.device))
+        if self.step_model.budget_ms is not None:
+            sync = (lambda: torch.cuda.synchronize(self.device)) if self.device.type == "cuda" else (lambda: None)
+            self.step_model.measure(self.runner.run, sync=sync)
+        self.scheduler = Scheduler(self.runner, self.pool, logmel, self.device, self.dtype, slots, options.health_window,
+                                   self.step_model, prefix)
         self._ids = itertools.count(1)
         self._ids_lock = threading.Lock()
         self.scheduler.start()
@@ -93,13 +126,21 @@ class Engine:
 
     @property
     def capacity(self) -> int:
+        """Streams that fit in memory (the pool's slots); see `realtime_capacity` for live captions."""
         return self.scheduler.slots
+
+    @property
+    def realtime_capacity(self) -> int:
+        """Live streams the engine admits: the smaller of the memory limit and the step-time limit."""
+        return self.scheduler.realtime_capacity()
 
     def free_slots(self) -> int:
         return self.scheduler.free_slots()
 
-    def open_stream(self, delay_ms: int = 480, on_event=None) -> Stream:
-        """Start a live stream. Raises InvalidDelay, EngineAtCapacity or EngineStopped at once."""
+    def open_stream(self, delay_ms: int = 480, on_event=None, *, realtime: bool = True) -> Stream:
+        """Start a live stream. Raises InvalidDelay, EngineAtCapacity or EngineStopped at once.
+
+        `realtime=False` (recording segments) skips the step-time limit: such a stream may fall behind."""
         A.delay_steps(delay_ms)
         with self._ids_lock:
             stream_id = next(self._ids)
@@ -110,7 +151,7 @@ class Engine:
 
             handle.events = queue.SimpleQueue()
             state.on_event = handle.events.put
-        self.scheduler.admit(state)
+        self.scheduler.admit(state, realtime=realtime)
         return handle
 
     def transcribe(self, audio: np.ndarray, delay_ms: int = 960) -> Transcript:

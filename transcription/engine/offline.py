@@ -51,7 +51,7 @@ def transcribe_many(engine, recordings, delay_ms: int, segment_s: int, search_s:
     while next_job < len(jobs) or running:
         while next_job < len(jobs) and engine.free_slots() > 0:
             try:
-                stream = engine.open_stream(delay_ms, on_event=_ignore)
+                stream = engine.open_stream(delay_ms, on_event=_ignore, realtime=False)
             except EngineAtCapacity:  # a live meeting took the slot first
                 break
             stream.push(jobs[next_job][2])

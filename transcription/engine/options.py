@@ -13,6 +13,14 @@ class EngineOptions:
     offline_segment_s: int = 60  # offline: cut long recordings near this length, at the quietest point
     offline_search_s: int = 10  # ... looking this far back from the target for the quiet point
     health_window: int = 500  # steps kept for the step-time percentiles
+    # Real-time admission: a live stream is refused when the step it would make the engine run is
+    # predicted to take longer than this (75 % of the 80 ms a step must keep up with, for headroom).
+    # None: 60 ms on a GPU, no time limit on a CPU (development and tests, where steps are far slower).
+    step_budget_ms: float | None = None
+    # Ring caches: "bfloat16"/"float32" (the model's dtype), "float8" (e4m3 with a scale per vector: half
+    # the memory and bytes read per step), or None: float8 on GPUs with fp8 support (compute 8.9+).
+    kv_cache: str | None = None
+    prompt_prefix: bool = True  # copy the silent start of each stream from caches computed at start-up
     # Decoder ring in steps; None: the model's sliding window (8,192 steps, 655 s). Only for workers that
     # transcribe recordings and serve no live captions: offline segments need ~900 steps, and a ring
     # sized to them lets several times more segments run at once (each step reads every ring in full).
