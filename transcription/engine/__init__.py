@@ -13,13 +13,14 @@ returns without waiting for the GPU, except `Stream.close`, `transcribe*` and `s
 the calling thread (run them in a worker thread from asyncio, or use `close_nowait`). No Django here.
 """
 import itertools
+import logging
 import threading
 
 import numpy as np
 import torch
 
 from . import audio as A
-from . import loading, offline
+from . import attention, loading, offline
 from .cache import FP8, CachePool, PoolShape
 from .capacity import StepTimeModel
 from .errors import (EngineAtCapacity, EngineError, EngineStopped, InvalidAudio, InvalidDelay, ModelCorrupt,
@@ -38,6 +39,7 @@ __all__ = [
     "ModelIncomplete", "ModelCorrupt", "StreamClosed",
 ]
 
+log = logging.getLogger(__name__)
 GIB = 1024**3
 DEFAULT_STEP_BUDGET_MS = 0.75 * A.STEP_MS  # 60 ms: a quarter of each step's 80 ms kept for bursts
 
@@ -51,17 +53,24 @@ def _device_and_dtype(options: EngineOptions):
     return device, dtype
 
 
-def _kv_dtype(options: EngineOptions, device, dtype) -> torch.dtype:
-    """The ring caches' dtype: float8 on request, or by default where the GPU computes in fp8 (8.9+)."""
+def _kv_dtype(options: EngineOptions, dtype) -> torch.dtype:
+    """The ring caches' dtype: the model's unless float8 is asked for (see EngineOptions.kv_cache)."""
     choice = options.kv_cache
     if choice is None:
-        fp8_ok = device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 9)
-        return FP8 if fp8_ok else dtype
+        return dtype
     if choice in ("float8", "fp8", "float8_e4m3fn"):
         return FP8
     if choice in ("bfloat16", "float32", "float16"):
         return getattr(torch, choice)
     raise EngineError(f"Unknown cache type {choice!r}: use bfloat16, float32 or float8.")
+
+
+def _ring_kernel(options: EngineOptions, device) -> bool:
+    if options.attention not in (None, "ring", "sdpa"):
+        raise EngineError(f"Unknown attention {options.attention!r}: use ring or sdpa.")
+    if options.attention is None:
+        return attention.available(device)
+    return options.attention == "ring" and attention.triton is not None
 
 
 def _step_budget(options: EngineOptions, device) -> float | None:
@@ -94,18 +103,19 @@ class Engine:
         cfg = model.config
         if options.text_window:
             cfg.text_config.sliding_window = options.text_window  # read by the pool and the step's mask
-        self.kv_dtype = _kv_dtype(options, self.device, self.dtype)
+        self.kv_dtype = _kv_dtype(options, self.dtype)
         logmel = A.LogMel(spec.mel_filters, spec.global_log_mel_max)
+        self.ring_kernel = _ring_kernel(options, self.device)
         prefix = None
         if options.prompt_prefix:  # before sizing the pool: the scratch it needs is given back first
-            prefix = PromptPrefix(model, PoolShape.for_model(cfg, 1), logmel, spec, self.device, self.dtype, self.kv_dtype)
+            prefix = self._prefix(model, cfg, logmel, spec, self.ring_kernel)
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
         slots = _pool_slots(lambda n: PoolShape.for_model(cfg, n), self.device, self.dtype, self.kv_dtype, options)
         self.pool = CachePool(PoolShape.for_model(cfg, slots), self.device, self.dtype, kv_dtype=self.kv_dtype)
         bufs = StepBuffers.allocate(slots, cfg.audio_config.num_mel_bins, self.device, self.dtype)
-        step = ModelStep(model, self.pool, bufs)
-        self.runner = StepRunner(step, slots, use_graphs=options.cuda_graphs and self.device.type == "cuda")
+        graphs = options.cuda_graphs and self.device.type == "cuda"
+        self.runner = StepRunner(ModelStep(model, self.pool, bufs, self.ring_kernel), slots, use_graphs=graphs)
         self.runner.warm_up()
         self.step_model = StepTimeModel(self.runner.sizes, _step_budget(options, self.device))
         if self.step_model.budget_ms is not None:
@@ -116,6 +126,20 @@ class Engine:
         self._ids = itertools.count(1)
         self._ids_lock = threading.Lock()
         self.scheduler.start()
+
+    def _prefix(self, model, cfg, logmel, spec, ring_kernel: bool):
+        """The prompt prefix, which also proves the ring kernel compiles here; where it does not (no C
+        compiler for Triton's launcher, say), the engine falls back to SDPA and says so in the log."""
+        args = (model, PoolShape.for_model(cfg, 1), logmel, spec, self.device, self.dtype, self.kv_dtype)
+        self.ring_kernel = ring_kernel
+        if not ring_kernel:
+            return PromptPrefix(*args, ring_kernel=False)
+        try:
+            return PromptPrefix(*args, ring_kernel=True)
+        except Exception:  # Triton's compile errors have no common type
+            log.warning("the ring attention kernel failed to build; using PyTorch's SDPA", exc_info=True)
+            self.ring_kernel = False
+            return PromptPrefix(*args, ring_kernel=False)
 
     @classmethod
     def load(cls, model_dir, options: EngineOptions = EngineOptions()) -> "Engine":

@@ -70,7 +70,7 @@ def quantize(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def dequantize(values: torch.Tensor, scale: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
     if scale is None:
-        return values
+        return values.to(dtype)
     return (values.float() * scale[..., None]).to(dtype)
 
 

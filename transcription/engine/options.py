@@ -17,9 +17,13 @@ class EngineOptions:
     # predicted to take longer than this (75 % of the 80 ms a step must keep up with, for headroom).
     # None: 60 ms on a GPU, no time limit on a CPU (development and tests, where steps are far slower).
     step_budget_ms: float | None = None
-    # Ring caches: "bfloat16"/"float32" (the model's dtype), "float8" (e4m3 with a scale per vector: half
-    # the memory and bytes read per step), or None: float8 on GPUs with fp8 support (compute 8.9+).
+    # Ring caches: None (the model's dtype), "bfloat16"/"float32", or "float8" (e4m3 with a scale per vector:
+    # half the memory per stream). Not the default: on the full-size random model fp8 agrees 94.4 % with
+    # `generate` against bf16's 98.3 % (benchmarks/results/capacity-2026-11-30-h200.json).
     kv_cache: str | None = None
+    # Attention over the rings: "ring" (attention.py's split-KV Triton kernel, reads fp8 rings directly),
+    # "sdpa" (PyTorch's; fp8 rings are widened first), or None: "ring" on a GPU when Triton works there.
+    attention: str | None = None
     prompt_prefix: bool = True  # copy the silent start of each stream from caches computed at start-up
     # Decoder ring in steps; None: the model's sliding window (8,192 steps, 655 s). Only for workers that
     # transcribe recordings and serve no live captions: offline segments need ~900 steps, and a ring

@@ -21,7 +21,7 @@ from .step import MAX_DELAY_STEPS, ModelStep, StepBuffers
 class PromptPrefix:
     """Built before the stream pool is sized (its scratch memory is given back); `apply` fills a slot."""
 
-    def __init__(self, model, shape: PoolShape, logmel, spec, device, dtype, kv_dtype=None):
+    def __init__(self, model, shape: PoolShape, logmel, spec, device, dtype, kv_dtype=None, ring_kernel=False):
         self.steps = max(0, spec.n_left_pad_steps - 1)  # positions 0..steps-1 are known in advance
         self.frames = self.steps * model.config.downsample_factor  # encoder frames of those steps
         self.tensors: dict[str, list[torch.Tensor]] = {}  # ring tensor name -> per layer (rows, H, positions, ...)
@@ -29,14 +29,14 @@ class PromptPrefix:
             # One row per delay (row d-1 for delay d); rings as long as the prefix, so nothing wraps.
             scratch_shape = replace(shape, slots=MAX_DELAY_STEPS, text_window=self.steps, audio_ring=self.frames)
             scratch = CachePool(scratch_shape, device, dtype, kv_dtype=kv_dtype)
-            self._compute(model, scratch, logmel, spec)
+            self._compute(model, scratch, logmel, spec, ring_kernel)
             self._keep(scratch)
 
     @torch.no_grad()
-    def _compute(self, model, scratch: CachePool, logmel, spec):
+    def _compute(self, model, scratch: CachePool, logmel, spec, ring_kernel: bool):
         rows = MAX_DELAY_STEPS
         bufs = StepBuffers.allocate(rows, scratch.shape.mels, scratch.device, scratch.dtype)
-        step = ModelStep(model, scratch, bufs)
+        step = ModelStep(model, scratch, bufs, ring_kernel)
         silence = logmel(torch.zeros(1, STEP_WINDOW))  # (1, MELS, 8): the left pad's features
         bufs.mel.copy_(silence.expand(rows, -1, -1).to(bufs.mel.dtype))
         bufs.delay.copy_(torch.arange(1, rows + 1))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from . import attention
 from .audio import MEL_FRAMES_PER_STEP
 from .cache import EMPTY, CachePool, dequantize, quantize
 
@@ -60,8 +61,8 @@ def kv_write(kv, rows, ring_idx, k, v, active):
     """Write this step's k, v (B, L, Hkv, Dh) into a layer's rings, quantized when the rings are fp8."""
     k_cache, v_cache, k_scale, v_scale = kv
     if k_scale is None:
-        ring_write(k_cache, rows, ring_idx, k, active)
-        ring_write(v_cache, rows, ring_idx, v, active)
+        ring_write(k_cache, rows, ring_idx, k.to(k_cache.dtype), active)
+        ring_write(v_cache, rows, ring_idx, v.to(v_cache.dtype), active)
         return
     for cache, scales, x in ((k_cache, k_scale, k), (v_cache, v_scale, v)):
         values, scale = quantize(x)
@@ -79,8 +80,10 @@ def window_mask(key_pos, query_pos, window):
 class ModelStep:
     """Holds references to the model's modules and the pool; `__call__(B)` runs rows 0..B-1."""
 
-    def __init__(self, model, pool: CachePool, bufs: StepBuffers):
+    def __init__(self, model, pool: CachePool, bufs: StepBuffers, ring_kernel: bool = False):
+        """`ring_kernel`: attend with attention.ring_attention (Triton) instead of SDPA."""
         self.pool, self.bufs = pool, bufs
+        self.ring_kernel = ring_kernel
         cfg = model.config
         inner = model.model
         self.audio = inner.audio_tower
@@ -141,7 +144,7 @@ class ModelStep:
         qpos = pos[:, None] * frames + torch.arange(frames, device=pos.device)  # (B, 4)
         ring_idx = qpos % p.shape.audio_ring
         p.audio_pos[rows[:, None], ring_idx] = torch.where(active[:, None], qpos, p.audio_pos[rows[:, None], ring_idx])
-        mask = window_mask(p.audio_pos[:B], qpos, self.audio_window)  # (B, 1, 4, R)
+        mask = self._mask(p.audio_pos[:B], qpos, self.audio_window)
         cos, sin = self.audio.rotary_emb(h, position_ids=qpos)
         for i, layer in enumerate(self.audio.layers):
             x = layer.self_attn_layer_norm(h)
@@ -157,7 +160,7 @@ class ModelStep:
         qpos = pos[:, None]  # (B, 1)
         ring_idx = qpos % p.shape.text_window
         p.text_pos[rows[:, None], ring_idx] = torch.where(active[:, None], qpos, p.text_pos[rows[:, None], ring_idx])
-        mask = window_mask(p.text_pos[:B], qpos, self.text_window)  # (B, 1, 1, R)
+        mask = self._mask(p.text_pos[:B], qpos, self.text_window)
         cos, sin = self.text.rotary_emb(hidden, position_ids=qpos)
         for i, layer in enumerate(self.text.layers):
             x = layer.input_layernorm(hidden)
@@ -168,8 +171,13 @@ class ModelStep:
             hidden = hidden + layer.mlp(x)
         return self.text.norm(hidden)
 
+    def _mask(self, key_pos, query_pos, window):
+        """What the ring kernel builds its mask from, and for SDPA the mask itself, (B, 1, L, R), once per step."""
+        return key_pos, query_pos, window, None if self.ring_kernel else window_mask(key_pos, query_pos, window)
+
     def _attend(self, attn, x, cos, sin, kv, rows, ring_idx, mask, active):
-        """x (B, L, D) -> (B, L, D); kv: the layer's (k, v, k_scale, v_scale) views of the pool, written in place."""
+        """x (B, L, D) -> (B, L, D); kv: the layer's (k, v, k_scale, v_scale) views of the pool, written in
+        place; mask: see `_mask`."""
         B, L, _ = x.shape
         Dh = attn.head_dim
         q = attn.q_proj(x).view(B, L, -1, Dh).transpose(1, 2)  # (B, H, L, Dh)
@@ -177,12 +185,20 @@ class ModelStep:
         v = attn.v_proj(x).view(B, L, -1, Dh)  # (B, L, Hkv, Dh)
         q, k = rope(q, cos, sin), rope(k, cos, sin)
         kv_write(kv, rows[:, None], ring_idx, k.transpose(1, 2), v, active)
-        k_cache, v_cache = dequantize(kv[0], kv[2], q.dtype), dequantize(kv[1], kv[3], q.dtype)
-        H, Hkv = q.shape[1], k_cache.shape[1]
+        H, Hkv = q.shape[1], kv[0].shape[1]
         # Grouped-query attention without repeating the cache: the G query heads that share a KV head
         # become G query rows of that head (heads h = kv * G + g, as repeat_kv lays them out).
         q = q.reshape(B, Hkv, (H // Hkv) * L, Dh)
-        m = mask if L == 1 else mask.repeat(1, 1, H // Hkv, 1)
-        out = F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=m, scale=attn.scaling)
+        if self.ring_kernel:
+            out = attention.ring_attention(q.contiguous(), *kv, *mask[:3], attn.scaling)
+        else:
+            out = self._sdpa(q, kv, mask, H // Hkv, attn.scaling)
         out = out.reshape(B, H, L, Dh).transpose(1, 2).reshape(B, L, H * Dh)
         return attn.o_proj(out)
+
+    @staticmethod
+    def _sdpa(q, kv, mask, groups, scale):
+        k_cache, v_cache = dequantize(kv[0], kv[2], q.dtype), dequantize(kv[1], kv[3], q.dtype)
+        m = mask[3]  # (B, 1, L, R)
+        m = m if m.shape[2] == 1 else m.repeat(1, 1, groups, 1)
+        return F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=m, scale=scale)
