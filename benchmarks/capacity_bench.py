@@ -219,6 +219,26 @@ def bench_dtype(model, spec, kv, attention, pcms, reference, seconds, weight_byt
     return runs, info
 
 
+def apply_tuning(path: str) -> dict:
+    from transcription.engine import attention
+
+    best = json.load(open(path))["best"]
+    for kind, row in best.items():
+        attention.TUNING[kind] = row["setting"]
+    log(f"ring kernel settings: {attention.TUNING}")
+    return {k: dict(v["setting"], tb_s=v["tb_s"], ms=v["ms"]) for k, v in best.items()}
+
+
+def merge(old: dict, new: dict, kinds: list[str]) -> dict:
+    """Runs and engine figures of `kinds` from the new measurement, the rest from the earlier one."""
+    out = dict(old, **{k: v for k, v in new.items() if k not in ("runs", "engines")})
+    out["runs"] = [r for r in old["runs"] if r["kv_dtype"] not in kinds] + new["runs"]
+    out["engines"] = [e for e in old["engines"] if e["kv_dtype"] not in kinds] + new["engines"]
+    out["earlier"] = {"engines": [e for e in old["engines"] if e["kv_dtype"] in kinds],
+                      "runs": [r for r in old["runs"] if r["kv_dtype"] in kinds]}
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(HERE, "results", f"capacity-{DATE}-h200.json"))
@@ -227,7 +247,10 @@ def main():
     ap.add_argument("--max-streams", type=int, default=512)
     ap.add_argument("--budget-ms", type=float, default=None, help="step budget; default the engine's (60 ms on a GPU)")
     ap.add_argument("--tiny", action="store_true", help="smoke-test this script on a CPU with the tiny model")
+    ap.add_argument("--tuning", help="ring_kernel_sweep.py's JSON: use its fastest setting per ring dtype")
+    ap.add_argument("--merge-into", help="an earlier results file: keep its runs of the other ring dtypes")
     args = ap.parse_args()
+    tuning = apply_tuning(args.tuning) if args.tuning else None
     import transformers
 
     gpu = EB.DEV == "cuda"
@@ -255,6 +278,10 @@ def main():
     if len(tokens_by_kv) == 2:
         a, b = tokens_by_kv.values()
         doc["fp8_vs_bf16_engine_agreement_pct"] = agreement(a, b)
+    if tuning:
+        doc["ring_kernel_tuning"] = tuning
+    if args.merge_into:
+        doc = merge(json.load(open(args.merge_into)), doc, args.kv.split(","))
     json.dump(doc, open(args.out, "w"), indent=1)
     log("streams kv        lag_p95  step_p95  admitted  TB/s  join_ms")
     for r in doc["runs"]:

@@ -22,18 +22,24 @@ try:
 except ImportError:  # CPU-only installs without Triton: the step uses SDPA
     triton = None
 
-BLOCK_N = 64  # ring entries per tile
-TARGET_PROGRAMS = 4 * 132  # enough programs in flight to keep every multiprocessor of an H100/H200 reading
+# Tile and launch settings per ring dtype, the fastest of benchmarks/ring_kernel_sweep.py on an H200
+# (benchmarks/results/ring-kernel-sweep-2026-11-30-h200.json: decoder rings of 128 streams read at
+# 4.29 TB/s in bf16, SDPA 3.04; fp8 in 0.75 ms against bf16's 1.00). f16: fp8 values widen to float16
+# in one instruction on Hopper, to bfloat16 only by a detour (1.10 ms without it).
+TUNING = {
+    "bf16": {"block_n": 128, "warps": 4, "stages": 3, "f16": False, "programs": 528},
+    "fp8": {"block_n": 128, "warps": 4, "stages": 3, "f16": True, "programs": 528},
+}
 
 
 def available(device) -> bool:
     return triton is not None and torch.device(device).type == "cuda"
 
 
-def splits_for(batch: int, kv_heads: int, ring: int) -> int:
+def splits_for(batch: int, kv_heads: int, ring: int, block_n: int = 64, programs: int = 4 * 132) -> int:
     """How many stretches each (row, KV head) is cut into: enough programs for the GPU, tiles not too short."""
-    want = math.ceil(TARGET_PROGRAMS / max(1, batch * kv_heads))
-    return max(1, min(want, ring // (4 * BLOCK_N)))
+    want = math.ceil(programs / max(1, batch * kv_heads))
+    return max(1, min(want, ring // (4 * block_n)))
 
 
 if triton is not None:
@@ -49,7 +55,7 @@ if triton is not None:
         stride_mb, stride_mh, stride_ms,
         ring, chunk, window, sm_scale,
         H: tl.constexpr, M: tl.constexpr, L: tl.constexpr, D: tl.constexpr,
-        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, SCALED: tl.constexpr,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, SCALED: tl.constexpr, F16: tl.constexpr,
     ):
         bh = tl.program_id(0)
         split = tl.program_id(1)
@@ -60,6 +66,8 @@ if triton is not None:
         row_ok = offs_m < M
         q = tl.load(Q + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_qm + offs_d[None, :],
                     mask=row_ok[:, None], other=0.0)
+        if F16:
+            q = q.to(tl.float16)
         qpos = tl.load(QPOS + b * stride_qpb + offs_m % L, mask=row_ok, other=0)
         m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
         l_i = tl.zeros([BLOCK_M], tl.float32)
@@ -104,13 +112,15 @@ def ring_attention(q, k, v, k_scale, v_scale, key_pos, query_pos, window: int, s
     R = k.shape[2]
     L = query_pos.shape[1]
     assert k.stride(-1) == 1 and q.stride(-1) == 1 and k.stride() == v.stride(), (k.stride(), v.stride())
-    splits = splits_for(B, Hkv, R)
+    scaled = k_scale is not None
+    t = TUNING["fp8" if scaled else "bf16"]
+    BLOCK_N = t["block_n"]
+    splits = splits_for(B, Hkv, R, BLOCK_N, t["programs"])
     chunk = math.ceil(R / splits / BLOCK_N) * BLOCK_N
     splits = math.ceil(R / chunk)
     acc = torch.empty(B, Hkv, splits, M, D, device=q.device, dtype=torch.float32)
     mx = torch.empty(B, Hkv, splits, M, device=q.device, dtype=torch.float32)
     sm = torch.empty_like(mx)
-    scaled = k_scale is not None
     ks, vs = (k_scale, v_scale) if scaled else (mx, mx)  # unused when not scaled
     _split_kernel[(B * Hkv, splits)](
         q, k, v, ks, vs, key_pos, query_pos, acc, mx, sm,
@@ -122,7 +132,7 @@ def ring_attention(q, k, v, k_scale, v_scale, key_pos, query_pos, window: int, s
         mx.stride(0), mx.stride(1), mx.stride(2),
         R, chunk, window, sm_scale,
         H=Hkv, M=M, L=L, D=D, BLOCK_M=max(16, triton.next_power_of_2(M)), BLOCK_N=BLOCK_N, SCALED=scaled,
-        num_warps=4, num_stages=2,
+        F16=scaled and t["f16"], num_warps=t["warps"], num_stages=t["stages"],
     )
     return combine(acc, mx, sm).to(q.dtype)
 
