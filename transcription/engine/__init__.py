@@ -53,12 +53,15 @@ def _device_and_dtype(options: EngineOptions):
     return device, dtype
 
 
-def _kv_dtype(options: EngineOptions, dtype) -> torch.dtype:
+def _kv_dtype(options: EngineOptions, device, dtype) -> torch.dtype:
     """The ring caches' dtype: the model's unless float8 is asked for (see EngineOptions.kv_cache)."""
     choice = options.kv_cache
     if choice is None:
         return dtype
     if choice in ("float8", "fp8", "float8_e4m3fn"):
+        if device.type == "cuda" and torch.cuda.get_device_capability(device) < (8, 9):
+            raise EngineError("float8 ring caches need a GPU of compute capability 8.9 or newer (L4, L40S, H100, "
+                              "H200); set SCRIBE_ASR_KV_CACHE to bfloat16 or leave it empty.")
         return FP8
     if choice in ("bfloat16", "float32", "float16"):
         return getattr(torch, choice)
@@ -103,7 +106,7 @@ class Engine:
         cfg = model.config
         if options.text_window:
             cfg.text_config.sliding_window = options.text_window  # read by the pool and the step's mask
-        self.kv_dtype = _kv_dtype(options, self.dtype)
+        self.kv_dtype = _kv_dtype(options, self.device, self.dtype)
         logmel = A.LogMel(spec.mel_filters, spec.global_log_mel_max)
         self.ring_kernel = _ring_kernel(options, self.device)
         prefix = None
