@@ -257,7 +257,8 @@ def main():
     doc = {"device": torch.cuda.get_device_name() if gpu else "cpu", "date": DATE, "torch": torch.__version__,
            "transformers": transformers.__version__, "delay_ms": DELAY_MS,
            "copy_bandwidth_tb_s": copy_bandwidth_tb_s() if gpu else None,
-           "ring_kernel_error": kernel_check() if gpu else {"bf16": 0.0}}
+           "ring_kernel_error": kernel_check() if gpu else {"bf16": 0.0},
+           "note": f"each live run lasted {args.seconds:g} s; engine path only (no Daphne), one GPU"}
     t = time.time()
     model = EB.build_model(args.tiny)
     fe, spec = EB.make_spec()
