@@ -58,7 +58,8 @@ class Scheduler:
     def _time_full_message(self) -> str:
         rows = len(self.streams)
         predicted = self.step_model.predict(rows + 1) or 0.0
-        return (f"The engine is captioning {rows} streams, as many as it can keep in real time: one more would make "
+        streams = f"{rows} stream{'s' if rows != 1 else ''}"
+        return (f"The engine is captioning {streams}, as many as it can keep in real time: one more would make "
                 f"each step take about {predicted:.0f} ms, over its {self.step_model.budget_ms:.0f} ms budget. "
                 "Try again when a meeting ends, or add GPU capacity.")
 
