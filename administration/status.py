@@ -30,6 +30,8 @@ def engine_status() -> dict:
         "hosts": hosts,
         "active_streams": sum(h.get("active_streams", 0) for h in hosts),
         "capacity": sum(h.get("capacity", 0) for h in live),
+        "capacity_memory": sum(h.get("capacity_memory") or h.get("capacity", 0) for h in live),
+        "capacity_time": sum(h.get("capacity_time") or h.get("capacity", 0) for h in live),
         # The slowest engine bounds the lag its streams see, so the page shows the worst of them.
         "step_ms_p50": max(p50, default=None),
         "step_ms_p95": max(p95, default=None),

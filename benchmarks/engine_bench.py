@@ -106,7 +106,7 @@ def parity(model, fe, engine, log):
     ref, _ = stock_generate(model, fe, pcms, 6)
     futures = []
     for pcm in pcms:
-        st = engine.open_stream(480, on_event=lambda e: None)
+        st = engine.open_stream(480, on_event=lambda e: None, realtime=False)
         st.push(pcm)
         futures.append(st.close_nowait())
     got = [[t.token_id for t in f.result(600).tokens] for f in futures]
@@ -172,7 +172,7 @@ def engine_steps(engine, log):
 def live_simulation(engine, n_streams, seconds, log):
     """Pace n_streams real-time clients (80 ms chunks, staggered) and measure per-token lag."""
     lags = [[] for _ in range(n_streams)]
-    streams = [engine.open_stream(480, on_event=(lambda i: lambda e: lags[i].append(e.lag_ms) if isinstance(e, Delta) else None)(i))
+    streams = [engine.open_stream(480, realtime=False, on_event=(lambda i: lambda e: lags[i].append(e.lag_ms) if isinstance(e, Delta) else None)(i))
                for i in range(n_streams)]
     pcm = chirp(seconds + 1, 3)
     t0 = time.monotonic()

@@ -235,7 +235,16 @@ ASR_DEFAULT_DELAY_MS = envint("SCRIBE_ASR_DEFAULT_DELAY_MS", 480, minimum=80, ma
 ASR_REPROCESS_DELAY_MS = envint("SCRIBE_ASR_REPROCESS_DELAY_MS", 960, minimum=80, maximum=2400)
 DIARIZATION_DIR = envstr("SCRIBE_DIARIZATION_DIR", "")
 ASR_DEVICE = envstr("SCRIBE_ASR_DEVICE", "")  # "cuda", "cuda:1" or "cpu"; empty: the first GPU if any
-ASR_MAX_STREAMS = envint("SCRIBE_ASR_MAX_STREAMS", 64, minimum=1)  # also capped by free GPU memory
+# Upper bound on live streams per engine; free GPU memory and the step-time budget usually bind first.
+ASR_MAX_STREAMS = envint("SCRIBE_ASR_MAX_STREAMS", 256, minimum=1)
+# A live stream is refused when the engine's step would be predicted over this many ms (lag p95 is about
+# twice the step); 0: the engine's default, 60 ms (75 % of a step's 80 ms) on a GPU, no limit on a CPU.
+ASR_STEP_BUDGET_MS = envint("SCRIBE_ASR_STEP_BUDGET_MS", 0, minimum=0, maximum=80)
+# Ring caches: empty for the model's dtype (bf16 on a GPU), or "float8": twice the streams in memory,
+# a few points less agreement with the reference decoder (benchmarks/results/capacity-2026-11-30-h200.json).
+ASR_KV_CACHE = envstr("SCRIBE_ASR_KV_CACHE", "")
+if ASR_KV_CACHE not in ("", "bfloat16", "float8"):
+    raise ImproperlyConfigured(f"SCRIBE_ASR_KV_CACHE must be empty, bfloat16 or float8, not {ASR_KV_CACHE!r}")
 ASR_OFFLINE_SEGMENT_S = envint("SCRIBE_ASR_OFFLINE_SEGMENT_S", 60, minimum=4)
 # Decoder ring in steps for GPU workers that only reprocess (no live captions); 0: the model's own.
 # 1024 fits 60-70 s segments and runs about 3.5x as many at once (benchmarks/results/reprocess-*).

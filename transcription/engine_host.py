@@ -113,6 +113,8 @@ def engine_options():
         max_streams=min(settings.ASR_MAX_STREAMS, SiteSettings.load().max_live_streams),
         offline_segment_s=settings.ASR_OFFLINE_SEGMENT_S,
         text_window=settings.ASR_TEXT_WINDOW or None,
+        step_budget_ms=settings.ASR_STEP_BUDGET_MS or None,
+        kv_cache=settings.ASR_KV_CACHE or None,
     )
 
 
@@ -285,6 +287,9 @@ def _engine_figures(engine) -> dict:
     figures = {
         "alive": info["alive"], "device": str(engine.device), "active_streams": info["active_streams"],
         "capacity": info["capacity"], "step_ms_p50": info["step_ms_p50"], "step_ms_p95": info["step_ms_p95"],
+        # What limits `capacity`: the streams that fit in memory, and those whose step fits the time budget.
+        "capacity_memory": info.get("capacity_memory"), "capacity_time": info.get("capacity_time"),
+        "step_budget_ms": info.get("step_budget_ms"),
         "last_step_at": info["last_step_at"],
         "streams": [{"id": sid, **s} for sid, s in info["streams"].items()],
     }

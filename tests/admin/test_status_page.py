@@ -142,3 +142,34 @@ def test_on_a_gpu_the_page_shows_memory_used_and_free(admin_client, monkeypatch)
     finally:
         redis_client().delete(key("engine", engine_host.HOST_ID))
     assert "68.0\xa0GB / 12.0\xa0GB" in page and "cuda:0" in page and "<td>3 / 60</td>" in page and "<td>120</td>" in page
+
+
+def test_the_page_shows_both_capacity_limits_memory_and_step_time(admin_client, monkeypatch, settings):
+    """An engine whose step time, not memory, limits the live streams it admits says so on the page."""
+    import torch
+
+    class GpuEngine:
+        device = torch.device("cuda:0")
+
+        def health(self):
+            return {"alive": True, "active_streams": 100, "capacity": 112, "capacity_memory": 125, "capacity_time": 112,
+                    "step_budget_ms": 60.0, "step_ms_p50": 48.0, "step_ms_p95": 52.0, "last_step_at": time.time(),
+                    "streams": {}}
+
+    gib = 1024**3
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (3 * gib, 141 * gib))
+    monkeypatch.setattr(engine_host, "_engine", GpuEngine())
+    monkeypatch.setattr(engine_host, "_engine_choice", engine_host.ModelChoice(path="/srv/models/v", name="voxtral-2026-02"))
+    client = redis_client()
+    for name in client.scan_iter(match=key("engine", "*")):
+        client.delete(name)
+    engine_host.publish_health()
+    try:
+        page = admin_client.get(reverse("console:status")).content.decode()
+    finally:
+        client.delete(key("engine", engine_host.HOST_ID))
+    assert "of <strong>112</strong> possible" in page and "GPU memory holds 125; step time allows 112" in page
+    assert "100 / 112<br><span class=\"hint\">memory 125, time 112 (step budget 60 ms)" in page
+    settings.ASR_STEP_BUDGET_MS, settings.ASR_KV_CACHE = 50, "float8"
+    options = engine_host.engine_options()
+    assert (options.step_budget_ms, options.kv_cache) == (50, "float8")

@@ -13,18 +13,21 @@ returns without waiting for the GPU, except `Stream.close`, `transcribe*` and `s
 the calling thread (run them in a worker thread from asyncio, or use `close_nowait`). No Django here.
 """
 import itertools
+import logging
 import threading
 
 import numpy as np
 import torch
 
 from . import audio as A
-from . import loading, offline
-from .cache import CachePool, PoolShape
+from . import attention, loading, offline
+from .cache import FP8, CachePool, PoolShape
+from .capacity import StepTimeModel
 from .errors import (EngineAtCapacity, EngineError, EngineStopped, InvalidAudio, InvalidDelay, ModelCorrupt,
                      ModelIncomplete, ModelNotFound, StreamClosed)
 from .events import Delta, Error, Final, TokenTime, Transcript, Word
 from .options import EngineOptions
+from .prefix import PromptPrefix
 from .runner import StepRunner
 from .scheduler import Scheduler
 from .step import ModelStep, StepBuffers
@@ -36,7 +39,9 @@ __all__ = [
     "ModelIncomplete", "ModelCorrupt", "StreamClosed",
 ]
 
+log = logging.getLogger(__name__)
 GIB = 1024**3
+DEFAULT_STEP_BUDGET_MS = 0.75 * A.STEP_MS  # 60 ms: a quarter of each step's 80 ms kept for bursts
 
 
 def _device_and_dtype(options: EngineOptions):
@@ -48,12 +53,41 @@ def _device_and_dtype(options: EngineOptions):
     return device, dtype
 
 
-def _pool_slots(shape_for, device, dtype, options: EngineOptions) -> int:
+def _kv_dtype(options: EngineOptions, device, dtype) -> torch.dtype:
+    """The ring caches' dtype: the model's unless float8 is asked for (see EngineOptions.kv_cache)."""
+    choice = options.kv_cache
+    if choice is None:
+        return dtype
+    if choice in ("float8", "fp8", "float8_e4m3fn"):
+        if device.type == "cuda" and torch.cuda.get_device_capability(device) < (8, 9):
+            raise EngineError("float8 ring caches need a GPU of compute capability 8.9 or newer (L4, L40S, H100, "
+                              "H200); set SCRIBE_ASR_KV_CACHE to bfloat16 or leave it empty.")
+        return FP8
+    if choice in ("bfloat16", "float32", "float16"):
+        return getattr(torch, choice)
+    raise EngineError(f"Unknown cache type {choice!r}: use bfloat16, float32 or float8.")
+
+
+def _ring_kernel(options: EngineOptions, device) -> bool:
+    if options.attention not in (None, "ring", "sdpa"):
+        raise EngineError(f"Unknown attention {options.attention!r}: use ring or sdpa.")
+    if options.attention is None:
+        return attention.available(device)
+    return options.attention == "ring" and attention.triton is not None
+
+
+def _step_budget(options: EngineOptions, device) -> float | None:
+    if options.step_budget_ms is not None:
+        return options.step_budget_ms or None  # 0 turns the time limit off
+    return DEFAULT_STEP_BUDGET_MS if device.type == "cuda" else None
+
+
+def _pool_slots(shape_for, device, dtype, kv_dtype, options: EngineOptions) -> int:
     if device.type != "cuda":
         return options.max_streams
     free, _ = torch.cuda.mem_get_info(device)
     budget = free * options.memory_fraction - options.activation_reserve_gib * GIB
-    per_slot = shape_for(1).bytes_per_slot(dtype)
+    per_slot = shape_for(1).bytes_per_slot(dtype, kv_dtype)
     slots = min(options.max_streams, int(budget // per_slot))
     if slots < 1:
         raise EngineError(
@@ -72,17 +106,43 @@ class Engine:
         cfg = model.config
         if options.text_window:
             cfg.text_config.sliding_window = options.text_window  # read by the pool and the step's mask
-        slots = _pool_slots(lambda n: PoolShape.for_model(cfg, n), self.device, self.dtype, options)
-        self.pool = CachePool(PoolShape.for_model(cfg, slots), self.device, self.dtype)
-        bufs = StepBuffers.allocate(slots, cfg.audio_config.num_mel_bins, self.device, self.dtype)
-        step = ModelStep(model, self.pool, bufs)
-        self.runner = StepRunner(step, slots, use_graphs=options.cuda_graphs and self.device.type == "cuda")
-        self.runner.warm_up()
+        self.kv_dtype = _kv_dtype(options, self.device, self.dtype)
         logmel = A.LogMel(spec.mel_filters, spec.global_log_mel_max)
-        self.scheduler = Scheduler(self.runner, self.pool, logmel, self.device, self.dtype, slots, options.health_window)
+        self.ring_kernel = _ring_kernel(options, self.device)
+        prefix = None
+        if options.prompt_prefix:  # before sizing the pool: the scratch it needs is given back first
+            prefix = self._prefix(model, cfg, logmel, spec, self.ring_kernel)
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+        slots = _pool_slots(lambda n: PoolShape.for_model(cfg, n), self.device, self.dtype, self.kv_dtype, options)
+        self.pool = CachePool(PoolShape.for_model(cfg, slots), self.device, self.dtype, kv_dtype=self.kv_dtype)
+        bufs = StepBuffers.allocate(slots, cfg.audio_config.num_mel_bins, self.device, self.dtype)
+        graphs = options.cuda_graphs and self.device.type == "cuda"
+        self.runner = StepRunner(ModelStep(model, self.pool, bufs, self.ring_kernel), slots, use_graphs=graphs)
+        self.runner.warm_up()
+        self.step_model = StepTimeModel(self.runner.sizes, _step_budget(options, self.device))
+        if self.step_model.budget_ms is not None:
+            sync = (lambda: torch.cuda.synchronize(self.device)) if self.device.type == "cuda" else (lambda: None)
+            self.step_model.measure(self.runner.run, sync=sync)
+        self.scheduler = Scheduler(self.runner, self.pool, logmel, self.device, self.dtype, slots, options.health_window,
+                                   self.step_model, prefix)
         self._ids = itertools.count(1)
         self._ids_lock = threading.Lock()
         self.scheduler.start()
+
+    def _prefix(self, model, cfg, logmel, spec, ring_kernel: bool):
+        """The prompt prefix, which also proves the ring kernel compiles here; where it does not (no C
+        compiler for Triton's launcher, say), the engine falls back to SDPA and says so in the log."""
+        args = (model, PoolShape.for_model(cfg, 1), logmel, spec, self.device, self.dtype, self.kv_dtype)
+        self.ring_kernel = ring_kernel
+        if not ring_kernel:
+            return PromptPrefix(*args, ring_kernel=False)
+        try:
+            return PromptPrefix(*args, ring_kernel=True)
+        except Exception:  # Triton's compile errors have no common type
+            log.warning("the ring attention kernel failed to build; using PyTorch's SDPA", exc_info=True)
+            self.ring_kernel = False
+            return PromptPrefix(*args, ring_kernel=False)
 
     @classmethod
     def load(cls, model_dir, options: EngineOptions = EngineOptions()) -> "Engine":
@@ -93,13 +153,21 @@ class Engine:
 
     @property
     def capacity(self) -> int:
+        """Streams that fit in memory (the pool's slots); see `realtime_capacity` for live captions."""
         return self.scheduler.slots
+
+    @property
+    def realtime_capacity(self) -> int:
+        """Live streams the engine admits: the smaller of the memory limit and the step-time limit."""
+        return self.scheduler.realtime_capacity()
 
     def free_slots(self) -> int:
         return self.scheduler.free_slots()
 
-    def open_stream(self, delay_ms: int = 480, on_event=None) -> Stream:
-        """Start a live stream. Raises InvalidDelay, EngineAtCapacity or EngineStopped at once."""
+    def open_stream(self, delay_ms: int = 480, on_event=None, *, realtime: bool = True) -> Stream:
+        """Start a live stream. Raises InvalidDelay, EngineAtCapacity or EngineStopped at once.
+
+        `realtime=False` (recording segments) skips the step-time limit: such a stream may fall behind."""
         A.delay_steps(delay_ms)
         with self._ids_lock:
             stream_id = next(self._ids)
@@ -110,7 +178,7 @@ class Engine:
 
             handle.events = queue.SimpleQueue()
             state.on_event = handle.events.put
-        self.scheduler.admit(state)
+        self.scheduler.admit(state, realtime=realtime)
         return handle
 
     def transcribe(self, audio: np.ndarray, delay_ms: int = 960) -> Transcript:

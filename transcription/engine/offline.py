@@ -59,7 +59,7 @@ def transcribe_many(engine, recordings, delay_ms: int, segment_s: int, search_s:
     while next_job < len(jobs) or running:
         while next_job < len(jobs) and engine.free_slots() > 0:
             try:
-                stream = engine.open_stream(delay_ms, on_event=_track(reached, next_job))
+                stream = engine.open_stream(delay_ms, on_event=_track(reached, next_job), realtime=False)
             except EngineAtCapacity:  # a live meeting took the slot first
                 break
             stream.push(jobs[next_job][2])
@@ -96,6 +96,3 @@ def _track(reached: list[int], index: int):
 
     return on_event
 
-
-def _ignore(event) -> None:
-    """Offline segments report only through their futures."""

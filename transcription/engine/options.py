@@ -13,6 +13,18 @@ class EngineOptions:
     offline_segment_s: int = 60  # offline: cut long recordings near this length, at the quietest point
     offline_search_s: int = 10  # ... looking this far back from the target for the quiet point
     health_window: int = 500  # steps kept for the step-time percentiles
+    # Real-time admission: a live stream is refused when the step it would make the engine run is
+    # predicted to take longer than this (75 % of the 80 ms a step must keep up with, for headroom).
+    # None: 60 ms on a GPU, no time limit on a CPU (development and tests, where steps are far slower).
+    step_budget_ms: float | None = None
+    # Ring caches: None (the model's dtype), "bfloat16"/"float32", or "float8" (e4m3 with a scale per vector:
+    # half the memory per stream). Not the default: on the full-size random model fp8 agrees 94.4 % with
+    # `generate` against bf16's 98.3 % (benchmarks/results/capacity-2026-11-30-h200.json).
+    kv_cache: str | None = None
+    # Attention over the rings: "ring" (attention.py's split-KV Triton kernel, reads fp8 rings directly),
+    # "sdpa" (PyTorch's; fp8 rings are widened first), or None: "ring" on a GPU when Triton works there.
+    attention: str | None = None
+    prompt_prefix: bool = True  # copy the silent start of each stream from caches computed at start-up
     # Decoder ring in steps; None: the model's sliding window (8,192 steps, 655 s). Only for workers that
     # transcribe recordings and serve no live captions: offline segments need ~900 steps, and a ring
     # sized to them lets several times more segments run at once (each step reads every ring in full).

@@ -1,18 +1,24 @@
 """Runs the model step for a bucket of rows: eagerly on CPU, as replayed CUDA graphs on a GPU.
 
-Buckets are powers of two up to the pool size, so at most log2(slots)+1 graphs exist, each captured
-once at start-up. Warm-up runs with every row inactive, which leaves every stream's state untouched.
+Buckets are powers of two up to 32, then every 16 rows up to the pool size: a graph computes its whole
+bucket, so 65 streams on power-of-two buckets would pay for 128, and real-time capacity (capacity.py)
+moves in bucket steps. Each graph is captured once at start-up; they share one memory pool. Warm-up
+runs with every row inactive, which leaves every stream's state untouched.
 """
 import torch
 
 from .step import ModelStep
 
 
+FINE_FROM = 32  # above this, buckets grow by FINE_STEP rows instead of doubling
+FINE_STEP = 16
+
+
 def buckets(slots: int) -> list[int]:
     sizes, b = [], 1
     while b < slots:
         sizes.append(b)
-        b *= 2
+        b = b * 2 if b < FINE_FROM else b + FINE_STEP
     return sizes + [slots]
 
 

@@ -18,8 +18,10 @@ from .stream import StreamState
 
 
 class Scheduler:
-    def __init__(self, runner, pool, logmel, device, dtype, slots: int, health_window: int):
+    def __init__(self, runner, pool, logmel, device, dtype, slots: int, health_window: int, step_model, prefix=None):
         self.runner, self.pool, self.logmel = runner, pool, logmel
+        self.step_model = step_model  # capacity.StepTimeModel: real-time admission
+        self.prefix = prefix  # prefix.PromptPrefix: a joining stream starts past its silent left pad
         self.device, self.dtype = device, dtype
         self.slots = slots
         self.cond = threading.Condition()
@@ -37,17 +39,33 @@ class Scheduler:
         self.thread.start()
 
     # --- called from any thread ---
-    def admit(self, state: StreamState) -> None:
+    def admit(self, state: StreamState, realtime: bool = True) -> None:
+        """Take a stream into a slot. A real-time stream is refused when memory or step time is full;
+        others (recording segments, which may run slower than real time) only when memory is."""
         with self.cond:
             self._check_alive()
             if len(self.streams) >= self.slots:
                 raise EngineAtCapacity(
                     f"All {self.slots} live caption slots are in use. Try again when a meeting ends, or add GPU capacity."
                 )
+            if realtime and len(self.streams) >= self.step_model.max_rows():
+                raise EngineAtCapacity(self._time_full_message())
             state.slot = len(self.streams)
             self.streams.append(state)
             self.to_reset.append(state)
             self.cond.notify()
+
+    def _time_full_message(self) -> str:
+        rows = len(self.streams)
+        predicted = self.step_model.predict(rows + 1) or 0.0
+        streams = f"{rows} stream{'s' if rows != 1 else ''}"
+        return (f"The engine is captioning {streams}, as many as it can keep in real time: one more would make "
+                f"each step take about {predicted:.0f} ms, over its {self.step_model.budget_ms:.0f} ms budget. "
+                "Try again when a meeting ends, or add GPU capacity.")
+
+    def realtime_capacity(self) -> int:
+        """Streams the engine can hold and step in real time: the smaller of the memory and time limits."""
+        return min(self.slots, self.step_model.max_rows())
 
     def free_slots(self) -> int:
         with self.cond:
@@ -107,12 +125,18 @@ class Scheduler:
                     return None
                 self._retire_finished()
                 for s in self.to_reset:
-                    self.pool.reset(s.slot)
+                    self._start(s)
                 self.to_reset.clear()
                 ready = [s for s in self.streams if s.ready()]
                 if ready:
                     return [(s, *s.take_window()) for s in ready]
                 self.cond.wait(timeout=1.0)
+
+    def _start(self, state: StreamState) -> None:
+        """A fresh slot; with a prompt prefix, the stream's known start is copied in rather than stepped."""
+        self.pool.reset(state.slot)
+        if self.prefix is not None:
+            state.skip_to(self.prefix.apply(self.pool, state.slot, state.delay_steps))
 
     def _retire_finished(self):
         """Complete finished streams and compact: the last live stream moves into the freed slot."""
@@ -154,6 +178,7 @@ class Scheduler:
                 if not s.failed:
                     s.accept(tok, max(0.0, (now - ready_at) * 1000.0))
             self.step_ms.append((now - started) * 1000.0)
+            self.step_model.observe(rows, (now - started) * 1000.0)
             self.batch_sizes.append(len(batch))
             self.last_step_at = time.time()
             self.steps += 1
@@ -171,7 +196,11 @@ class Scheduler:
                 "step_ms_p95": _pct(times, 95),
                 "batch_mean": float(np.mean(self.batch_sizes)) if self.batch_sizes else 0.0,
                 "active_streams": len(self.streams),
-                "capacity": self.slots,
+                "capacity": min(self.slots, self.step_model.max_rows()),  # what the engine admits
+                "capacity_memory": self.slots,  # stream caches that fit in GPU memory
+                "capacity_time": self.step_model.max_rows(),  # rows whose step stays within the budget
+                "step_budget_ms": self.step_model.budget_ms,
+                "step_ms_by_batch": self.step_model.figures(),
                 "streams": {s.id: {"lag_ms": round(s.lag_ms(now), 1), "backlog_ms": s.backlog_steps() * STEP_MS,
                                    "delay_ms": s.delay_ms} for s in self.streams},
             }

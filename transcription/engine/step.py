@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from . import attention
 from .audio import MEL_FRAMES_PER_STEP
-from .cache import EMPTY, CachePool
+from .cache import EMPTY, CachePool, dequantize, quantize
 
 MAX_DELAY_STEPS = 30  # 2400 ms
 
@@ -51,9 +52,22 @@ def rope(x, cos, sin):
 
 
 def ring_write(cache, rows, ring_idx, new, active):
-    """cache (S, H, R, D)[rows, :, ring_idx] = new (B, L, H, D) where active, else unchanged."""
-    old = cache[rows, :, ring_idx]  # (B, L, H, D)
-    cache[rows, :, ring_idx] = torch.where(active[:, None, None, None], new, old)
+    """cache (S, H, R, ...)[rows, :, ring_idx] = new (B, L, H, ...) where active, else unchanged."""
+    old = cache[rows, :, ring_idx]  # (B, L, H, ...)
+    cache[rows, :, ring_idx] = torch.where(active.view(-1, *[1] * (new.dim() - 1)), new, old)
+
+
+def kv_write(kv, rows, ring_idx, k, v, active):
+    """Write this step's k, v (B, L, Hkv, Dh) into a layer's rings, quantized when the rings are fp8."""
+    k_cache, v_cache, k_scale, v_scale = kv
+    if k_scale is None:
+        ring_write(k_cache, rows, ring_idx, k.to(k_cache.dtype), active)
+        ring_write(v_cache, rows, ring_idx, v.to(v_cache.dtype), active)
+        return
+    for cache, scales, x in ((k_cache, k_scale, k), (v_cache, v_scale, v)):
+        values, scale = quantize(x)
+        ring_write(cache, rows, ring_idx, values, active)
+        ring_write(scales, rows, ring_idx, scale, active)
 
 
 def window_mask(key_pos, query_pos, window):
@@ -66,8 +80,10 @@ def window_mask(key_pos, query_pos, window):
 class ModelStep:
     """Holds references to the model's modules and the pool; `__call__(B)` runs rows 0..B-1."""
 
-    def __init__(self, model, pool: CachePool, bufs: StepBuffers):
+    def __init__(self, model, pool: CachePool, bufs: StepBuffers, ring_kernel: bool = False):
+        """`ring_kernel`: attend with attention.ring_attention (Triton) instead of SDPA."""
         self.pool, self.bufs = pool, bufs
+        self.ring_kernel = ring_kernel
         cfg = model.config
         inner = model.model
         self.audio = inner.audio_tower
@@ -96,15 +112,21 @@ class ModelStep:
     @torch.no_grad()
     def __call__(self, B: int) -> torch.Tensor:
         b = self.bufs
+        hidden = self.fill_caches(B)
+        logits = self.lm_head(hidden[:, -1, :])  # (B, V)
+        b.next_token[:B].copy_(logits.float().argmax(dim=-1))
+        return b.next_token[:B]
+
+    @torch.no_grad()
+    def fill_caches(self, B: int) -> torch.Tensor:
+        """The step without the LM head: writes the caches, returns the last hidden state (B, 1, D)."""
+        b = self.bufs
         active, pos = b.active[:B], b.pos[:B]
         rows = torch.arange(B, device=pos.device)
         audio_embeds = self._encode(B, rows, b.mel[:B], pos, active)  # (B, 1, D)
         hidden = self.text.embed_tokens(b.token[:B])[:, None, :]  # (B, 1, D)
         hidden = hidden + audio_embeds
-        hidden = self._decode(B, rows, hidden, pos, b.delay[:B], active)
-        logits = self.lm_head(hidden[:, -1, :])  # (B, V)
-        b.next_token[:B].copy_(logits.float().argmax(dim=-1))
-        return b.next_token[:B]
+        return self._decode(B, rows, hidden, pos, b.delay[:B], active)
 
     def _conv(self, conv, history, x, active):
         """Causal conv with the pool's history in place of the padding cache. x (B, C, T)."""
@@ -122,11 +144,11 @@ class ModelStep:
         qpos = pos[:, None] * frames + torch.arange(frames, device=pos.device)  # (B, 4)
         ring_idx = qpos % p.shape.audio_ring
         p.audio_pos[rows[:, None], ring_idx] = torch.where(active[:, None], qpos, p.audio_pos[rows[:, None], ring_idx])
-        mask = window_mask(p.audio_pos[:B], qpos, self.audio_window)  # (B, 1, 4, R)
+        mask = self._mask(p.audio_pos[:B], qpos, self.audio_window)
         cos, sin = self.audio.rotary_emb(h, position_ids=qpos)
         for i, layer in enumerate(self.audio.layers):
             x = layer.self_attn_layer_norm(h)
-            x = self._attend(layer.self_attn, x, cos, sin, p.audio_k[i][:B], p.audio_v[i][:B], rows, ring_idx, mask, active)
+            x = self._attend(layer.self_attn, x, cos, sin, p.layer("audio", i, B), rows, ring_idx, mask, active)
             h = h + x
             h = h + layer.mlp(layer.final_layer_norm(h))
         h = self.audio.norm(h)
@@ -138,32 +160,45 @@ class ModelStep:
         qpos = pos[:, None]  # (B, 1)
         ring_idx = qpos % p.shape.text_window
         p.text_pos[rows[:, None], ring_idx] = torch.where(active[:, None], qpos, p.text_pos[rows[:, None], ring_idx])
-        mask = window_mask(p.text_pos[:B], qpos, self.text_window)  # (B, 1, 1, R)
+        mask = self._mask(p.text_pos[:B], qpos, self.text_window)
         cos, sin = self.text.rotary_emb(hidden, position_ids=qpos)
         for i, layer in enumerate(self.text.layers):
             x = layer.input_layernorm(hidden)
-            x = self._attend(layer.self_attn, x, cos, sin, p.text_k[i][:B], p.text_v[i][:B], rows, ring_idx, mask, active)
+            x = self._attend(layer.self_attn, x, cos, sin, p.layer("text", i, B), rows, ring_idx, mask, active)
             hidden = hidden + x
             x = layer.post_attention_layernorm(hidden)
             x = x * self.delay_scales[i][delay][:, None, :]
             hidden = hidden + layer.mlp(x)
         return self.text.norm(hidden)
 
-    def _attend(self, attn, x, cos, sin, k_cache, v_cache, rows, ring_idx, mask, active):
-        """x (B, L, D) -> (B, L, D); k/v_cache (B, Hkv, R, Dh) views of the pool, written in place."""
+    def _mask(self, key_pos, query_pos, window):
+        """What the ring kernel builds its mask from, and for SDPA the mask itself, (B, 1, L, R), once per step."""
+        return key_pos, query_pos, window, None if self.ring_kernel else window_mask(key_pos, query_pos, window)
+
+    def _attend(self, attn, x, cos, sin, kv, rows, ring_idx, mask, active):
+        """x (B, L, D) -> (B, L, D); kv: the layer's (k, v, k_scale, v_scale) views of the pool, written in
+        place; mask: see `_mask`."""
         B, L, _ = x.shape
         Dh = attn.head_dim
         q = attn.q_proj(x).view(B, L, -1, Dh).transpose(1, 2)  # (B, H, L, Dh)
         k = attn.k_proj(x).view(B, L, -1, Dh).transpose(1, 2)  # (B, Hkv, L, Dh)
         v = attn.v_proj(x).view(B, L, -1, Dh)  # (B, L, Hkv, Dh)
         q, k = rope(q, cos, sin), rope(k, cos, sin)
-        ring_write(k_cache, rows[:, None], ring_idx, k.transpose(1, 2), active)
-        ring_write(v_cache, rows[:, None], ring_idx, v, active)
-        H, Hkv = q.shape[1], k_cache.shape[1]
+        kv_write(kv, rows[:, None], ring_idx, k.transpose(1, 2), v, active)
+        H, Hkv = q.shape[1], kv[0].shape[1]
         # Grouped-query attention without repeating the cache: the G query heads that share a KV head
         # become G query rows of that head (heads h = kv * G + g, as repeat_kv lays them out).
         q = q.reshape(B, Hkv, (H // Hkv) * L, Dh)
-        m = mask if L == 1 else mask.repeat(1, 1, H // Hkv, 1)
-        out = F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=m, scale=attn.scaling)
+        if self.ring_kernel:
+            out = attention.ring_attention(q.contiguous(), *kv, *mask[:3], attn.scaling)
+        else:
+            out = self._sdpa(q, kv, mask, H // Hkv, attn.scaling)
         out = out.reshape(B, H, L, Dh).transpose(1, 2).reshape(B, L, H * Dh)
         return attn.o_proj(out)
+
+    @staticmethod
+    def _sdpa(q, kv, mask, groups, scale):
+        k_cache, v_cache = dequantize(kv[0], kv[2], q.dtype), dequantize(kv[1], kv[3], q.dtype)
+        m = mask[3]  # (B, 1, L, R)
+        m = m if m.shape[2] == 1 else m.repeat(1, 1, groups, 1)
+        return F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=m, scale=scale)

@@ -87,6 +87,17 @@ class StreamState:
         self.buf_start += drop
         return window, ready_at
 
+    def skip_to(self, pos: int) -> None:
+        """Start at decoder position `pos`: the caches of the steps before it were copied in (prefix.py),
+        which is only right for steps whose audio is the left pad's silence and whose token is the prompt's."""
+        if pos <= self.pos:
+            return
+        assert pos < len(self.prompt) and pos <= self.spec.n_left_pad_steps - 1, (pos, len(self.prompt))
+        drop = A.STEP_SAMPLES * (pos - self.pos)
+        self.buf = self.buf[drop:]
+        self.buf_start += drop
+        self.pos = pos
+
     def backlog_steps(self) -> int:
         end = self.buf_start + len(self.buf)
         return max(0, (end - A.LOOK_AHEAD) // A.STEP_SAMPLES - self.pos)
