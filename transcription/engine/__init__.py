@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from . import audio as A
-from . import loading, offline
+from . import loading, offline_batch
 from .cache import CachePool, PoolShape
 from .errors import (EngineAtCapacity, EngineError, EngineStopped, InvalidAudio, InvalidDelay, ModelCorrupt,
                      ModelIncomplete, ModelNotFound, StreamClosed)
@@ -117,11 +117,12 @@ class Engine:
         """A whole recording (16 kHz mono int16/float32). Blocks the calling thread."""
         return self.transcribe_many([audio], delay_ms)[0]
 
-    def transcribe_many(self, recordings: list, delay_ms: int = 960) -> list[Transcript]:
-        """Several recordings, their segments batched together. Blocks the calling thread."""
+    def transcribe_many(self, recordings: list, delay_ms: int = 960, on_progress=None) -> list[Transcript]:
+        """Several recordings, their segments batched together (prefill plus decode). Blocks the calling thread."""
         A.delay_steps(delay_ms)
         o = self.options
-        return offline.transcribe_many(self, recordings, delay_ms, o.offline_segment_s, o.offline_search_s)
+        return offline_batch.transcribe_many(self, recordings, delay_ms, o.offline_segment_s, o.offline_search_s,
+                                             on_progress=on_progress)
 
     def health(self) -> dict:
         """Watchdog figures: last_step_at (epoch s), step_ms_p50/p95, active_streams, capacity, per-stream lag."""
