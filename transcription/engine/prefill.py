@@ -4,8 +4,8 @@ A live stream must step the audio encoder 4 frames at a time because its audio a
 recording is all there. Here each segment's log-mel frames, causal convolutions, encoder layers and
 projector run over the whole segment in a few large batched passes (sliding-window attention in query
 chunks), leaving one audio embedding per 80 ms step. Then only the decoder steps, for all segments at
-once: its cache is sized to the segments (no 8,192-step ring), and a segment leaves the batch when it
-ends (segments are sorted longest first, so the running rows stay a prefix).
+once: the prompt in one pass, then one static-shape step per position over a cache sized to the
+segments (no 8,192-step ring), replayed as a CUDA graph on a GPU.
 
 The arithmetic is the live step's (same mel frames, same causal convolutions with zero history, same
 sliding-window masks, same prompt, left pad and right pad, same greedy choice), so the tokens are the
@@ -114,27 +114,60 @@ class Prefill:
     @torch.no_grad()
     def decode(self, prompt: list[int], delay_steps: int, batch: Batch,
                on_step: Callable[[int, int], None] | None = None) -> list[list[int]]:
-        """Output tokens of every segment (from the last prompt position on), greedy, as the live step."""
+        """Output tokens of every segment (from the last prompt position on), greedy, as the live step.
+
+        The prompt runs as one pass; then each position is one step of the whole batch with static
+        shapes (the cache is masked past the position), replayed as a CUDA graph on a GPU: a step of
+        ~1,300 small kernels costs more to launch one by one than to run."""
         s, B, T = self.s, len(batch.n_pos), max(batch.n_pos)
         P = len(prompt)
         assert all(n >= P for n in batch.n_pos), "a segment is shorter than its prompt"
-        assert batch.n_pos == sorted(batch.n_pos, reverse=True), "segments must come longest first"
         cache = self._cache(B, T)
         scales = [sc[delay_steps] for sc in s.delay_scales]  # (D,) per layer
         tokens = torch.tensor(prompt, device=self.device)[None].expand(B, -1)
         hidden = s.text.embed_tokens(tokens) + batch.embeds[:, :P]
-        token = self._forward(hidden, 0, cache, scales)  # (B,) the output at position P - 1
-        outputs = [token]
-        n_pos = torch.tensor(batch.n_pos)
+        first = self._forward(hidden, 0, cache, scales)  # (B,) the output at position P - 1
+        state = _DecodeState.allocate(first, T, self.device)
+        state.out[:, P - 1] = first
+        step = lambda: self._step(state, batch.embeds, cache, scales)  # noqa: E731
+        if P < T and self.device.type == "cuda":
+            step = _graphed(step, state, P)
         for pos in range(P, T):
-            rows = int((n_pos > pos).sum())  # segments still running: a prefix, longest first
-            hidden = s.text.embed_tokens(token[:rows])[:, None] + batch.embeds[:rows, pos:pos + 1]
-            token = self._forward(hidden, pos, cache, scales)
-            outputs.append(token)
+            state.pos.fill_(pos)
+            step()
             if on_step:
                 on_step(pos, T)
-        host = [t.cpu().tolist() for t in outputs]  # one sync per output position, after the loop
-        return [[step[i] for step in host[:n - P + 1]] for i, n in enumerate(batch.n_pos)]
+        host = state.out.cpu()  # the one sync of the decode loop
+        return [host[i, P - 1:n].tolist() for i, n in enumerate(batch.n_pos)]
+
+    def _step(self, st: "_DecodeState", embeds, cache, scales) -> None:
+        """One position `st.pos` for every row, shapes fixed: reads st.token, writes st.token and st.out."""
+        s, B = self.s, st.token.shape[0]
+        hidden = s.text.embed_tokens(st.token)[:, None] + embeds.index_select(1, st.pos)  # (B, 1, D)
+        qpos = st.pos.view(1, 1).expand(B, 1)
+        cos, sin = s.text.rotary_emb(hidden, position_ids=qpos)
+        mask = ((st.keys <= st.pos) & (st.keys > st.pos - s.text_window))[None, None, None]  # (1, 1, 1, T)
+        for i, layer in enumerate(s.text.layers):
+            x = layer.input_layernorm(hidden)
+            hidden = hidden + self._attend_step(layer.self_attn, x, cos, sin, cache[i], st.pos, mask)
+            x = layer.post_attention_layernorm(hidden) * scales[i]
+            hidden = hidden + layer.mlp(x)
+        hidden = s.text.norm(hidden)
+        token = s.lm_head(hidden[:, -1, :]).float().argmax(dim=-1)
+        st.token.copy_(token)
+        st.out.index_copy_(1, st.pos, token[:, None])
+
+    def _attend_step(self, attn, x, cos, sin, kv, pos, mask):
+        B = x.shape[0]
+        Dh = attn.head_dim
+        k_cache, v_cache = kv
+        q = rope(attn.q_proj(x).view(B, 1, -1, Dh).transpose(1, 2), cos, sin)  # (B, H, 1, Dh)
+        k_cache.index_copy_(2, pos, rope(attn.k_proj(x).view(B, 1, -1, Dh).transpose(1, 2), cos, sin))
+        v_cache.index_copy_(2, pos, attn.v_proj(x).view(B, 1, -1, Dh).transpose(1, 2))
+        H, Hkv = q.shape[1], k_cache.shape[1]
+        # Grouped-query heads as rows of their KV head, as the live step does it.
+        out = F.scaled_dot_product_attention(q.reshape(B, Hkv, H // Hkv, Dh), k_cache, v_cache, attn_mask=mask, scale=attn.scaling)
+        return attn.o_proj(out.reshape(B, 1, H * Dh))
 
     def _cache(self, B, T):
         t = self.s.text
@@ -174,6 +207,38 @@ class Prefill:
             out = _sdpa(q, k, v, _mask(start, end, lo, window, x.device), attn.scaling)
         out = out.reshape(b, H, L, Dh).transpose(1, 2).reshape(b, L, H * Dh)
         return attn.o_proj(out)
+
+
+@dataclass
+class _DecodeState:
+    """The static tensors a decode step (and its CUDA graph) reads and writes."""
+
+    token: torch.Tensor  # (B,) long: input token of this step, overwritten by its output
+    pos: torch.Tensor  # (1,) long: the position of this step
+    keys: torch.Tensor  # (T,) long: key positions 0..T-1
+    out: torch.Tensor  # (B, T) long: the output token at each position
+
+    @classmethod
+    def allocate(cls, first: torch.Tensor, T: int, device) -> "_DecodeState":
+        return cls(token=first.clone(), pos=torch.zeros(1, dtype=torch.long, device=device),
+                   keys=torch.arange(T, device=device), out=torch.zeros(first.shape[0], T, dtype=torch.long, device=device))
+
+
+def _graphed(step, state: _DecodeState, first_pos: int):
+    """`step` captured as a CUDA graph. The warm-up run writes position `first_pos`, which the first real
+    step writes again; the input token is restored."""
+    token = state.token.clone()
+    state.pos.fill_(first_pos)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        step()  # eager warm-up: kernels chosen, workspaces allocated
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    state.token.copy_(token)
+    return graph.replay
 
 
 def _causal_conv(conv, x):

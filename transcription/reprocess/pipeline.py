@@ -219,7 +219,8 @@ def stage_diarize(job: ReprocessJob, progress: Callable[[float], None]) -> None:
     pipelines = diarize.load_pipelines(model_dir, settings.DIARIZATION_DEVICE or None, settings.DIARIZATION_BATCH_SIZE,
                                        copies=settings.DIARIZATION_PARALLEL_CHUNKS)
     pcm = decode.open_pcm(str(work_path(job, PCM_FILE)))
-    turns = diarize.diarize_pcm(pipelines, pcm, chunk_s=settings.DIARIZATION_CHUNK_S, on_progress=progress)
+    chunk_s = diarize.chunk_seconds(len(pcm) / decode.SAMPLE_RATE, settings.DIARIZATION_CHUNK_S, len(pipelines))
+    turns = diarize.diarize_pcm(pipelines, pcm, chunk_s=chunk_s, on_progress=progress)
     _write_atomic(out, write_rttm(turns))
     _set(job, diarization_version=diarize.pipeline_version(model_dir))
 
