@@ -130,3 +130,29 @@ def test_ending_a_live_session_queues_its_recording(owner, meeting, django_captu
     assert job.recording.source == Recording.Source.LIVE and job.delay_ms == 960 and len(queued) == 1
     meeting.refresh_from_db()
     assert meeting.status == Meeting.Status.PROCESSING
+
+
+def test_side_by_side_stages_share_one_progress_bar_and_name_what_still_runs(owner, meeting, settings, tmp_path):
+    """Transcription and speaker separation run at once on two workers: the bar shows the mean of both."""
+    from transcription.reprocess import pipeline
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    recording = Recording.objects.create(meeting=meeting, file="recordings/x.wav", source=Recording.Source.UPLOAD)
+    job = ReprocessJob.objects.create(meeting=meeting, recording=recording, delay_ms=960)
+    seen = []
+
+    def diarize(job, progress):
+        progress(0.6)  # transcription has reported nothing yet: (0.6 + 0) / 2 of the shared span
+        seen.append(ReprocessJob.objects.values_list("stage", "percent").get(pk=job.pk))
+        pipeline.work_path(job, pipeline.TURNS_FILE).write_text("")
+
+    def transcribe(job, progress):
+        progress(0.5)  # speaker separation is done: (0.5 + 1) / 2
+        seen.append(ReprocessJob.objects.values_list("stage", "percent").get(pk=job.pk))
+
+    pipeline.run_stage(job.pk, ReprocessJob.Stage.DIARIZING, diarize)
+    after_diarization = ReprocessJob.objects.get(pk=job.pk)
+    pipeline.run_stage(job.pk, ReprocessJob.Stage.TRANSCRIBING, transcribe)
+    assert seen == [(ReprocessJob.Stage.DIARIZING, 10 + round(85 * 0.3)), (ReprocessJob.Stage.TRANSCRIBING, 10 + round(85 * 0.75))]
+    assert after_diarization.stage == ReprocessJob.Stage.TRANSCRIBING  # what is still running, not what finished
+    assert set(ReprocessJob.objects.get(pk=job.pk).timings) == {"diarize", "transcribe"}
