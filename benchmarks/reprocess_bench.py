@@ -166,13 +166,15 @@ def end_to_end(engine, diarization, hours: float, args, log) -> dict:
     if diarization:
         diarization.start(raw, chunk_s, rttm)
     t0 = time.perf_counter()
+    engine._prefill.timings.clear()
     words = transcribe_pcm(engine, pcm, 960)
     sync()
     words_file.write_text(json.dumps([[w.text, w.start_ms, w.end_ms] for w in words]))  # the stage's hand-over file
     stages["transcription"] = time.perf_counter() - t0
     segment_s, _ = segment_plan(engine.options, seconds)
-    detail["transcription"] = {"words": len(words), "segment_s": segment_s, "ended_at_s": time.perf_counter() - started}
-    log(f"transcription {stages['transcription']:.1f}s, {len(words)} words, {segment_s} s segments")
+    detail["transcription"] = {"words": len(words), "segment_s": segment_s, "ended_at_s": time.perf_counter() - started,
+                               **{k: round(v, 2) for k, v in engine._prefill.timings.items()}}
+    log(f"transcription {stages['transcription']:.1f}s, {len(words)} words, {segment_s} s segments {detail['transcription']}")
     turns = []
     if diarization:
         reply = diarization.reply()

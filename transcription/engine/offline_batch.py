@@ -76,12 +76,15 @@ def transcribe_segments(engine, segments: list[np.ndarray], delay_ms: int, *,
         size = max(1, batch_size(engine, n_pos[order[0]]))
         group, order = order[:size], order[size:]
         pcms, lengths = [segments[j] for j in group], [n_pos[j] for j in group]
-        batch = Batch(pcms, lengths, prefill.embed_audio(spec, pcms, lengths))
+        with prefill.timed("audio_s"):
+            batch = Batch(pcms, lengths, prefill.embed_audio(spec, pcms, lengths))
         progress = _step_progress(on_progress, done_steps, total_steps, batch)
-        tokens = prefill.decode(prompt, delay_steps, batch, on_step=progress)
+        with prefill.timed("decoder_s"):
+            tokens = prefill.decode(prompt, delay_steps, batch, on_step=progress)
         del batch
-        for j, toks in zip(group, tokens):
-            results[j] = segment_transcript(spec, toks, delay_ms, len(segments[j]))
+        with prefill.timed("text_s"):
+            for j, toks in zip(group, tokens):
+                results[j] = segment_transcript(spec, toks, delay_ms, len(segments[j]), prefill.pieces)
         done_steps += sum(lengths)
         if on_progress:
             on_progress(done_steps / total_steps)

@@ -12,7 +12,9 @@ sliding-window masks, same prompt, left pad and right pad, same greedy choice), 
 streaming path's: exactly on the tiny model in float32 (tests/engine/test_prefill.py), and in bf16 to
 within the rounding of other matrix shapes (benchmarks/reprocess_bench.py reports the agreement).
 """
+import contextlib
 import copy
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,9 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from . import audio as A
-from .events import Transcript
+from .events import TokenTime, Transcript
 from .step import rope
-from .stream import StreamState
 
 QUERY_CHUNK = 1024  # encoder frames per attention call: bounds the mask and score memory
 ENCODE_BATCH = 32  # segments per encoder pass (activations ~35 MB per minute of audio each in bf16)
@@ -62,6 +63,16 @@ class Prefill:
         self.logmel = copy.copy(logmel)  # the same arithmetic, on the model's device
         self.logmel.filters_t = logmel.filters_t.to(device)
         self.logmel.window = logmel.window.to(device)
+        self.timings: dict[str, float] = {}  # seconds per phase, summed over calls (benchmarks read them)
+        self.pieces: dict[int, str] = {}  # text of single tokens, for segment_transcript
+
+    @contextlib.contextmanager
+    def timed(self, phase: str):
+        started = time.perf_counter()
+        yield
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # once per batch and phase: the figures are the GPU's
+        self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - started
 
     # ---- audio: mel, convolutions, encoder, projector --------------------------------------------
     @torch.no_grad()
@@ -262,11 +273,28 @@ def _sdpa(q, k, v, mask, scale):
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
 
 
-def segment_transcript(spec, tokens: list[int], delay_ms: int, samples: int) -> Transcript:
-    """A segment's transcript built by the live stream's own bookkeeping (text, times, clamping)."""
-    state = StreamState(0, delay_ms, spec, None, None)
-    state.pushed = samples
-    state.pos = len(state.prompt) - 1
-    for token in tokens:
-        state.accept(token, 0.0)
-    return state.transcript()
+def segment_transcript(spec, tokens: list[int], delay_ms: int, samples: int, pieces: dict | None = None) -> Transcript:
+    """A segment's transcript by the live stream's rules (StreamState.accept and .transcript): token k covers
+    [80k, 80k + 80) ms clamped to the audio's end; special tokens have no text; a token whose bytes end
+    inside a UTF-8 character waits for the next. `pieces` caches the text of single tokens across calls
+    (the tokenizer's decode is most of the cost; decoding one token always gives the same text)."""
+    pieces = {} if pieces is None else pieces
+    end = samples * 1000 // A.SAMPLE_RATE
+    out, pending = [], []
+    for k, token in enumerate(tokens):
+        text = ""
+        if token not in spec.special_ids:
+            pending.append(token)
+            if len(pending) == 1:
+                text = pieces.get(token)
+                if text is None:
+                    text = pieces[token] = spec.decode(pending)
+            else:
+                text = spec.decode(pending)
+            if text.endswith("\ufffd"):
+                text = ""  # a multi-byte character split across tokens: wait for the rest
+            else:
+                pending = []
+        out.append(TokenTime(token, text, min(k * A.STEP_MS, end), min((k + 1) * A.STEP_MS, end)))
+    full = spec.decode([t for t in tokens if t not in spec.special_ids])
+    return Transcript(text=full, tokens=tuple(out), delay_ms=delay_ms, duration_ms=end)
