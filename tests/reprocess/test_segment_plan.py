@@ -25,3 +25,12 @@ def test_recordings_longer_than_a_batch_use_the_longest_segments():
     # A shortened decoder window caps segments at what it holds: (1056 - 80) steps of 80 ms, 4/5 of it.
     assert segment_plan(EngineOptions(offline_segment_s=62, offline_batch=64, text_window=1056), 5 * 3600)[0] == 62
     assert segment_plan(EngineOptions(offline_segment_s=62, offline_batch=64, text_window=1024), 5 * 3600)[0] == 60
+
+
+def test_speaker_separation_gives_each_parallel_copy_about_two_chunks():
+    from transcription.reprocess.diarize import chunk_seconds
+
+    assert chunk_seconds(3 * 3600, 1800, 3) == 1800  # six 30-minute chunks, two per copy
+    assert chunk_seconds(3600, 1800, 3) == 600  # not two 30-minute chunks that leave a copy idle
+    assert chunk_seconds(3600, 1800, 1) == 1800
+    assert chunk_seconds(100, 1800, 3) == 60  # never slivers
