@@ -1,19 +1,26 @@
-"""Reprocessing a multi-hour recording on one GPU: seconds per stage, full-size models, random weights.
+"""Reprocessing recordings end to end on one GPU: seconds per stage, full-size models, random weights.
 
-    python benchmarks/reprocess_bench.py --hours 3 --out reprocess.json
+    python benchmarks/reprocess_bench.py --hours 3,1 --out benchmarks/results/reprocess-2026-11-30-h200.json
+    python benchmarks/reprocess_bench.py --tiny --hours 0.01 --out /tmp/smoke.json   # CPU smoke test
 
-Stages, as the Celery tasks run them (transcription/reprocess/): decode (PyAV, the recording to 16 kHz
-PCM16 on disk; without PyAV on the host a streamed WAV copy stands in and the row says so),
-transcription (Voxtral Mini 4B Realtime, full-size architecture with random bf16 weights built on the
-GPU as in engine_bench.py, offline mode at 960 ms: 60 s segments, as many streams at once as the pool
-holds), speaker separation (pyannote.audio SpeakerDiarization with random-weight PyanNet segmentation
-and WeSpeaker ResNet34 embedding of the released sizes, 0.1 segmentation step as released, 30-minute
-chunks) and alignment (words to speaker turns). The database write is not timed here.
+Stages as the Celery tasks run them (transcription/reprocess/), with the models already loaded as in a
+running worker: decode (the recording to 16 kHz PCM16 on disk; a 16 kHz WAV is copied), then
+transcription and speaker separation side by side (as the job's group runs them on two GPU workers:
+here speaker separation runs in a second process on the same GPU), then alignment and store (the
+stage hand-over files are written; the database write runs where a database is configured, see
+the GPU host has no database). `total_s` is wall time from the WAV to the stored result; `x_realtime` is audio seconds
+over it. Transcription: Voxtral Mini 4B Realtime, full-size architecture with random bf16 weights built
+on the GPU as in engine_bench.py, offline prefill plus decode at 960 ms, segments sized to the
+recording. Speaker separation: pyannote.audio with random-weight PyanNet segmentation and WeSpeaker
+ResNet34 embedding of the released sizes. `token_agreement`: the offline prefill path's tokens against
+the live streaming step's on the same segments (same weights), position by position.
 Random weights: the times are those of real-size models; the words and speakers are meaningless.
 """
 import argparse
+import datetime
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,8 +36,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from transcription.engine import Engine, EngineOptions  # noqa: E402
 from transcription.engine.loading import ModelSpec  # noqa: E402
-from transcription.reprocess.align import align  # noqa: E402
-from transcription.reprocess.transcribe import transcribe_pcm  # noqa: E402
+from transcription.engine import offline, offline_batch  # noqa: E402
+from transcription.reprocess.align import Turn, align, write_rttm  # noqa: E402
+from transcription.reprocess.diarize import chunk_seconds  # noqa: E402
+from transcription.reprocess.transcribe import segment_plan, transcribe_pcm  # noqa: E402
 
 SR = 16_000
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
@@ -78,115 +87,193 @@ def make_spec():
                      global_log_mel_max=fe.global_log_mel_max, decode=decode, special_ids=frozenset(range(1000)))
 
 
-def transcription_stage(pcm, args, log) -> tuple[float, list, dict]:
+def load_engine(args, log) -> Engine:
+    """The engine as a GPU worker holds it: model loaded, step captured, offline kernels warmed up."""
     from engine_bench import build_model
 
     t0 = time.perf_counter()
-    model = build_model(args.tiny)
-    engine = Engine(model, make_spec(), EngineOptions(max_streams=args.max_streams, offline_segment_s=args.segment_s,
-                                                      text_window=args.text_window or None))
-    log(f"engine ready in {time.perf_counter() - t0:.1f}s, {engine.capacity} streams")
-    t0 = time.perf_counter()
-    words = transcribe_pcm(engine, pcm, 960, on_progress=lambda f: log(f"  transcription {f:.0%} {time.perf_counter() - t0:.0f}s"))
+    options = EngineOptions(max_streams=args.max_streams, offline_segment_s=args.segment_s, offline_batch=args.batch,
+                            text_window=args.text_window or None)
+    engine = Engine(build_model(args.tiny), make_spec(), options)
+    offline_batch.transcribe_segments(engine, [np.zeros(SR * 5, np.float32)] * 2, 960)
     sync()
-    seconds = time.perf_counter() - t0
-    info = {"streams": engine.capacity, "text_window": engine.pool.shape.text_window, "segment_s": args.segment_s, "words": len(words), "health": {k: v for k, v in engine.health().items() if k.startswith("step_ms")}}
-    engine.shutdown()
-    del engine, model
-    torch.cuda.empty_cache() if DEV == "cuda" else None
-    return seconds, words, info
+    log(f"engine ready in {time.perf_counter() - t0:.1f}s ({engine.capacity} live slots, offline batch {args.batch})")
+    return engine
 
 
-def diarization_stage(pcm, args, log) -> tuple[float, list, dict]:
+class DiarizationProcess:
+    """Speaker separation in its own process (as on its own Celery worker), pipelines loaded and warm."""
+
+    def __init__(self, args):
+        cmd = [sys.executable, __file__, "--diarization-worker", "--diarization-batch", str(args.diarization_batch),
+               "--diarization-copies", str(args.diarization_copies), "--segmentation-step", str(args.segmentation_step)]
+        env = {**os.environ, "PYANNOTE_METRICS_ENABLED": "0", "HF_HUB_OFFLINE": "1"}
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.reply()
+
+    def start(self, pcm_path: Path, chunk_s: int, rttm_path: Path) -> None:
+        self.proc.stdin.write(json.dumps({"pcm": str(pcm_path), "chunk_s": chunk_s, "out": str(rttm_path)}) + "\n")
+        self.proc.stdin.flush()
+
+    def reply(self) -> dict:
+        for line in self.proc.stdout:
+            if line.startswith("@@"):
+                return json.loads(line[2:])
+        raise RuntimeError(f"the speaker separation process ended (exit {self.proc.wait()})")
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def diarization_worker(args) -> None:
+    """Child side of DiarizationProcess: one JSON request per stdin line, one '@@' JSON reply per stdout line."""
     from tests.reprocess.pyannote_models import build_pyannote_dir
     from transcription.reprocess.diarize import diarize_pcm, load_pipelines
 
     folder = build_pyannote_dir(Path(tempfile.mkdtemp()) / "pyannote", segmentation_step=args.segmentation_step)
     pipelines = load_pipelines(str(folder), DEV, batch_size=args.diarization_batch, copies=args.diarization_copies)
-    profiler = None
-    if args.profile:
-        import cProfile
+    noise = (np.random.default_rng(0).standard_normal(SR * 40) * 3000).astype(np.int16)
+    diarize_pcm(pipelines, noise, chunk_s=20)  # warm-up: kernels chosen, as in a worker after its first job
+    print("@@" + json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        pcm = np.memmap(request["pcm"], dtype=np.int16, mode="r")
+        t0 = time.perf_counter()
+        turns = diarize_pcm(pipelines, pcm, chunk_s=request["chunk_s"])
+        sync()
+        Path(request["out"]).write_text(write_rttm(turns))  # the stage's hand-over file
+        print("@@" + json.dumps({"seconds": time.perf_counter() - t0, "turns": len(turns),
+                                 "speakers": len({t.speaker for t in turns})}), flush=True)
 
-        profiler = cProfile.Profile()
-        profiler.enable()
+
+def end_to_end(engine, diarization, hours: float, args, log) -> dict:
+    """One recording from its WAV to the stored result, transcription and speaker separation side by side."""
+    from transcription.reprocess.align import read_rttm
+
+    seconds = int(hours * 3600)
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    wav, raw, rttm, words_file = (work / f"bench-{seconds}s.{ext}" for ext in ("wav", "pcm", "rttm", "words.json"))
+    if not wav.exists():
+        write_recording(wav, seconds)
+    log(f"recording: {seconds} s, {wav.stat().st_size / 1e6:.0f} MB")
+    stages, detail = {}, {}
+    started = time.perf_counter()
+    stages["decode"], detail["decode"] = decode_stage(wav, raw)
+    pcm = np.memmap(raw, dtype=np.int16, mode="r")
+    chunk_s = chunk_seconds(seconds, args.chunk_s, args.diarization_copies)
+    if diarization:
+        diarization.start(raw, chunk_s, rttm)
     t0 = time.perf_counter()
-    turns = diarize_pcm(pipelines, pcm, chunk_s=args.chunk_s, on_progress=lambda f: log(f"  diarization {f:.0%} {time.perf_counter() - t0:.0f}s"))
+    engine._prefill.timings.clear()
+    words = transcribe_pcm(engine, pcm, 960)
     sync()
-    seconds = time.perf_counter() - t0
-    if profiler:
-        profiler.disable()
-        write_profile(profiler, Path(args.profile))
-    return seconds, turns, {"turns": len(turns), "speakers": len({t.speaker for t in turns})}
+    words_file.write_text(json.dumps([[w.text, w.start_ms, w.end_ms] for w in words]))  # the stage's hand-over file
+    stages["transcription"] = time.perf_counter() - t0
+    segment_s, _ = segment_plan(engine.options, seconds)
+    detail["transcription"] = {"words": len(words), "segment_s": segment_s, "ended_at_s": time.perf_counter() - started,
+                               **{k: round(v, 2) for k, v in engine._prefill.timings.items()}}
+    log(f"transcription {stages['transcription']:.1f}s, {len(words)} words, {segment_s} s segments {detail['transcription']}")
+    turns = []
+    if diarization:
+        reply = diarization.reply()
+        stages["diarization"] = reply.pop("seconds")
+        detail["diarization"] = {**reply, "chunk_s": chunk_s, "copies": args.diarization_copies, "batch": args.diarization_batch,
+                                 "ended_at_s": time.perf_counter() - started}
+        turns = read_rttm(rttm.read_text())
+        log(f"diarization {stages['diarization']:.1f}s {reply}")
+    t0 = time.perf_counter()
+    hand_over = [tuple(w) for w in json.loads(words_file.read_text())]
+    segments = align([type(words[0])(*w) for w in hand_over] if words else [], turns)
+    stages["alignment"] = time.perf_counter() - t0
+    stages["store"], detail["store"] = store_stage(segments, args)
+    total = time.perf_counter() - started
+    return {"hours": hours, "stages": {k: round(v, 2) for k, v in stages.items()}, "total_s": round(total, 2),
+            "x_realtime": round(seconds / total, 1), "segments": len(segments), "detail": detail}
 
 
-def write_profile(profiler, path: Path) -> None:
-    """The 40 functions that took longest by their own time and by cumulative time, as text."""
-    import io
-    import pstats
+def store_stage(segments, args) -> tuple[float, str]:
+    """What the store stage hands the database, serialised: the GPU host has no PostgreSQL."""
+    t0 = time.perf_counter()
+    Path(args.workdir, "bench-segments.json").write_text(json.dumps([s.__dict__ for s in segments]))
+    return time.perf_counter() - t0, "segments serialised to JSON; no database on this host (tests/reprocess time the real write)"
 
-    out = io.StringIO()
-    stats = pstats.Stats(profiler, stream=out)
-    stats.sort_stats("tottime").print_stats(40)
-    stats.sort_stats("cumulative").print_stats(60)
-    path.write_text(out.getvalue())
+
+def token_agreement(engine, args, log) -> dict:
+    """Offline prefill path against the live streaming step on the same segments, token by token."""
+    pcm = np.memmap(Path(args.workdir) / f"bench-{int(float(args.hours.split(',')[-1]) * 3600)}s.pcm", dtype=np.int16, mode="r")
+    n = args.agreement_s * SR
+    segments = [np.asarray(pcm[i * n:(i + 1) * n], dtype=np.float32) / 32768.0 for i in range(args.agreement_segments)]
+    segments = [s for s in segments if len(s)]
+    t0 = time.perf_counter()
+    fast = offline_batch.transcribe_segments(engine, segments, 960)
+    sync()
+    t_fast = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    live = offline.transcribe_many(engine, segments, 960, segment_s=3600, search_s=1)
+    t_live = time.perf_counter() - t0
+    same = total = 0
+    for a, b in zip(fast, live):
+        ids_a, ids_b = [t.token_id for t in a.tokens], [t.token_id for t in b.tokens]
+        assert len(ids_a) == len(ids_b), (len(ids_a), len(ids_b))
+        same += sum(x == y for x, y in zip(ids_a, ids_b))
+        total += len(ids_b)
+    log(f"token agreement {same}/{total} = {same / max(total, 1):.4f} (prefill {t_fast:.1f}s, streaming {t_live:.1f}s)")
+    return {"agreement": round(same / max(total, 1), 4), "tokens": total, "segments": len(segments),
+            "segment_s": args.agreement_s, "prefill_s": round(t_fast, 2), "streaming_s": round(t_live, 2)}
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--hours", type=float, default=3.0)
+    ap.add_argument("--hours", default="3", help="comma-separated recording lengths, each run end to end; the first is the headline")
     ap.add_argument("--out", default="reprocess-bench.json")
-    ap.add_argument("--stages", default="decode,transcribe,diarize,align")
-    ap.add_argument("--max-streams", type=int, default=128)
+    ap.add_argument("--max-streams", type=int, default=16, help="live slots of the engine (the streaming side of the agreement check)")
+    ap.add_argument("--batch", type=int, default=256, help="offline segments decoded at once (SCRIBE_ASR_OFFLINE_BATCH)")
     ap.add_argument("--chunk-s", type=int, default=1800)
-    ap.add_argument("--segment-s", type=int, default=60, help="offline segment length (SCRIBE_ASR_OFFLINE_SEGMENT_S)")
-    ap.add_argument("--text-window", type=int, default=0, help="decoder ring in steps (SCRIBE_ASR_TEXT_WINDOW); 0: the model's")
+    ap.add_argument("--segment-s", type=int, default=60, help="longest offline segment (SCRIBE_ASR_OFFLINE_SEGMENT_S)")
+    ap.add_argument("--text-window", type=int, default=0, help="decoder window in steps (SCRIBE_ASR_TEXT_WINDOW); 0: the model's")
     ap.add_argument("--segmentation-step", type=float, default=0.1)
     ap.add_argument("--diarization-batch", type=int, default=0, help="windows per GPU call (SCRIBE_DIARIZATION_BATCH_SIZE); 0: config.yaml's")
     ap.add_argument("--diarization-copies", type=int, default=1, help="chunks separated at once (SCRIBE_DIARIZATION_PARALLEL_CHUNKS)")
-    ap.add_argument("--profile", default="", help="write a cProfile summary of speaker separation to this file")
+    ap.add_argument("--no-diarization", action="store_true")
+    ap.add_argument("--agreement-segments", type=int, default=16)
+    ap.add_argument("--agreement-s", type=int, default=30)
     ap.add_argument("--workdir", default=tempfile.gettempdir())
     ap.add_argument("--tiny", action="store_true", help="smoke-test on a CPU with the tiny Voxtral")
+    ap.add_argument("--diarization-worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    stages = args.stages.split(",")
+    if args.diarization_worker:
+        return diarization_worker(args)
     started = time.perf_counter()
 
     def log(msg):
         print(f"[{time.perf_counter() - started:7.1f}s] {msg}", flush=True)
 
-    seconds = int(args.hours * 3600)
-    work = Path(args.workdir)
-    wav, raw = work / f"bench-{seconds}s.wav", work / f"bench-{seconds}s.pcm"
-    if not wav.exists():
-        write_recording(wav, seconds)
-    log(f"recording: {seconds} s, {wav.stat().st_size / 1e6:.0f} MB")
-    result = {"audio_seconds": seconds, "device": torch.cuda.get_device_name() if DEV == "cuda" else "cpu",
-              "torch": torch.__version__, "stages": {}}
-    if "decode" in stages or not raw.exists():
-        t, how = decode_stage(wav, raw)
-        result["stages"]["decode"] = {"seconds": round(t, 2), "how": how}
-        log(f"decode {t:.1f}s ({how})")
-    pcm = np.memmap(raw, dtype=np.int16, mode="r")
-    words, turns = [], []
-    if "transcribe" in stages:
-        t, words, info = transcription_stage(pcm, args, log)
-        result["stages"]["transcription"] = {"seconds": round(t, 2), **info}
-        log(f"transcription {t:.1f}s {info}")
-    if "diarize" in stages:
-        t, turns, info = diarization_stage(pcm, args, log)
-        result["stages"]["diarization"] = {"seconds": round(t, 2), "chunk_s": args.chunk_s, "copies": args.diarization_copies, "batch": args.diarization_batch, "segmentation_step": args.segmentation_step, **info}
-        log(f"diarization {t:.1f}s {info}")
-    if "align" in stages and words:
-        t0 = time.perf_counter()
-        segments = align(words, turns)
-        result["stages"]["alignment"] = {"seconds": round(time.perf_counter() - t0, 2), "segments": len(segments)}
-    result["total_seconds"] = round(sum(s["seconds"] for s in result["stages"].values()), 2)
+    diarization = None if args.no_diarization else DiarizationProcess(args)
+    log("speaker separation process ready" if diarization else "speaker separation left out")
+    engine = load_engine(args, log)
+    runs = [end_to_end(engine, diarization, float(h), args, log) for h in args.hours.split(",")]
+    if diarization:
+        diarization.close()
+    agreement = token_agreement(engine, args, log)
+    engine.shutdown()
+    device = torch.cuda.get_device_name() if DEV == "cuda" else "cpu"
+    head = runs[0]
+    result = {"date": datetime.date.today().isoformat(), "hours": head["hours"], "device": device, "stages": head["stages"],
+              "total_s": head["total_s"], "x_realtime": head["x_realtime"], "token_agreement": agreement["agreement"],
+              "runs": runs, "agreement": agreement, "torch": torch.__version__,
+              "settings": {k: getattr(args, k) for k in ("batch", "segment_s", "text_window", "chunk_s", "segmentation_step",
+                                                        "diarization_batch", "diarization_copies", "tiny")}}
     if DEV == "cuda":
-        result["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        result["peak_gpu_gib_transcription_process"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     Path(args.out).write_text(json.dumps(result, indent=2))
-    print("| stage | seconds |\n|---|---:|")
-    for name, stage in result["stages"].items():
-        print(f"| {name} | {stage['seconds']:.1f} |")
-    print(f"| total | {result['total_seconds']:.1f} |")
+    print("| hours | decode | transcription | diarization | alignment | store | total | x real time |\n|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in runs:
+        st = r["stages"]
+        cells = " | ".join(f"{st.get(k, float('nan')):.2f}" for k in ("decode", "transcription", "diarization", "alignment", "store"))
+        print(f"| {r['hours']} | {cells} | {r['total_s']:.2f} | {r['x_realtime']:.0f} |")
+    print(f"token agreement (prefill vs streaming): {agreement['agreement']:.4f} over {agreement['tokens']} tokens")
 
 
 if __name__ == "__main__":

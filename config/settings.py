@@ -140,7 +140,10 @@ CHANNEL_LAYERS = {
 LIVE_CHANNEL_LAYER = envstr("SCRIBE_LIVE_CHANNEL_LAYER", "live")
 
 CELERY_BROKER_URL = envstr("SCRIBE_CELERY_BROKER_URL", "redis://127.0.0.1:6379/1")
-CELERY_RESULT_BACKEND = None
+# Results are kept only where a chord needs them (reprocessing's transcription and speaker separation,
+# which run side by side before the store stage): the chord counts them here.
+CELERY_RESULT_BACKEND = envstr("SCRIBE_CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -246,6 +249,8 @@ ASR_KV_CACHE = envstr("SCRIBE_ASR_KV_CACHE", "")
 if ASR_KV_CACHE not in ("", "bfloat16", "float8"):
     raise ImproperlyConfigured(f"SCRIBE_ASR_KV_CACHE must be empty, bfloat16 or float8, not {ASR_KV_CACHE!r}")
 ASR_OFFLINE_SEGMENT_S = envint("SCRIBE_ASR_OFFLINE_SEGMENT_S", 60, minimum=4)
+# Offline segments decoded at once (prefill plus decode), also capped by free GPU memory.
+ASR_OFFLINE_BATCH = envint("SCRIBE_ASR_OFFLINE_BATCH", 256, minimum=1)
 # Decoder ring in steps for GPU workers that only reprocess (no live captions); 0: the model's own.
 # 1024 fits 60-70 s segments and runs about 3.5x as many at once (benchmarks/results/reprocess-*).
 ASR_TEXT_WINDOW = envint("SCRIBE_ASR_TEXT_WINDOW", 0, minimum=0)

@@ -18,6 +18,8 @@ CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"scribe-test-{RUN_ID}"  # noqa:
 CHANNEL_LAYERS["live"]["CONFIG"]["prefix"] = f"scribe-test-{RUN_ID}-live"  # noqa: F405
 CELERY_BROKER_URL = os.environ.get("SCRIBE_CELERY_BROKER_URL", "redis://127.0.0.1:6379/3")
 CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "global_keyprefix": f"scribe-test-{RUN_ID}-"}  # noqa: F405
+CELERY_RESULT_BACKEND = CELERY_BROKER_URL
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": f"scribe-test-{RUN_ID}-"}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; never outside tests
 # A database per test run, so that two runs on one machine (a developer and CI) never share one.
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("SCRIBE_TEST_DB_NAME") or f"test_scribe_{RUN_ID}"}  # noqa: F405

@@ -112,6 +112,7 @@ def engine_options():
         device=settings.ASR_DEVICE or None,
         max_streams=min(settings.ASR_MAX_STREAMS, SiteSettings.load().max_live_streams),
         offline_segment_s=settings.ASR_OFFLINE_SEGMENT_S,
+        offline_batch=settings.ASR_OFFLINE_BATCH,
         text_window=settings.ASR_TEXT_WINDOW or None,
         step_budget_ms=settings.ASR_STEP_BUDGET_MS or None,
         kv_cache=settings.ASR_KV_CACHE or None,

@@ -3,11 +3,14 @@
 Routing (settings.CELERY_TASK_ROUTES): decode and store on the `cpu` queue, transcribe and diarize on
 the `gpu` queue. Stages hand over through files in the shared media store, so each may run on a
 different host. acks_late (settings) plus stages that skip finished work make redelivery after a
-killed worker safe.
+killed worker safe. Transcription and speaker separation need only the decoded audio, so they run
+side by side (two GPU workers: one per GPU, or two on one GPU with memory for both) as a chord whose
+body, the store stage, runs once both have finished; the chord counts its header's results in the
+result backend (settings.CELERY_RESULT_BACKEND), the only tasks that keep a result.
 """
 import logging
 
-from celery import chain, shared_task
+from celery import chain, chord, shared_task
 from django.db import OperationalError
 
 from transcription.reprocess import pipeline, speakers
@@ -22,12 +25,12 @@ def reprocess_decode(job_id: int) -> None:
     pipeline.run_stage(job_id, Stage.DECODING, pipeline.stage_decode)
 
 
-@shared_task(name="transcription.tasks.reprocess_transcribe", **_RETRY)
+@shared_task(name="transcription.tasks.reprocess_transcribe", ignore_result=False, **_RETRY)
 def reprocess_transcribe(job_id: int) -> None:
     pipeline.run_stage(job_id, Stage.TRANSCRIBING, pipeline.stage_transcribe)
 
 
-@shared_task(name="transcription.tasks.reprocess_diarize", **_RETRY)
+@shared_task(name="transcription.tasks.reprocess_diarize", ignore_result=False, **_RETRY)
 def reprocess_diarize(job_id: int) -> None:
     pipeline.run_stage(job_id, Stage.DIARIZING, pipeline.stage_diarize)
 
@@ -38,8 +41,11 @@ def reprocess_store(job_id: int) -> None:
 
 
 def reprocess_chain(job_id: int):
-    """The four stages of one job, in order; a stage that finds the job finished does nothing."""
-    return chain(reprocess_decode.si(job_id), reprocess_transcribe.si(job_id), reprocess_diarize.si(job_id), reprocess_store.si(job_id))
+    """Decode; then transcription and speaker separation side by side; then store, once both have finished.
+
+    A stage that finds the job finished does nothing; a stage that fails marks the job failed."""
+    side_by_side = chord([reprocess_transcribe.si(job_id), reprocess_diarize.si(job_id)], reprocess_store.si(job_id))
+    return chain(reprocess_decode.si(job_id), side_by_side)
 
 
 @shared_task(name="transcription.tasks.speakers_store", **_RETRY)

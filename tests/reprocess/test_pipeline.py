@@ -151,3 +151,27 @@ def test_the_missing_speaker_separation_notice_appears_once_and_errors_name_no_e
     failing.refresh_from_db()
     assert failing.stage == ReprocessJob.Stage.FAILED
     assert "KeyError" not in failing.error and "Saving the transcript" in failing.error and "Try again" in failing.error
+def test_side_by_side_stages_share_one_progress_bar_and_name_what_still_runs(owner, meeting, settings, tmp_path):
+    """Transcription and speaker separation run at once on two workers: the bar shows the mean of both."""
+    from transcription.reprocess import pipeline
+
+    settings.MEDIA_ROOT = str(tmp_path)
+    recording = Recording.objects.create(meeting=meeting, file="recordings/x.wav", source=Recording.Source.UPLOAD)
+    job = ReprocessJob.objects.create(meeting=meeting, recording=recording, delay_ms=960)
+    seen = []
+
+    def diarize(job, progress):
+        progress(0.6)  # transcription has reported nothing yet: (0.6 + 0) / 2 of the shared span
+        seen.append(ReprocessJob.objects.values_list("stage", "percent").get(pk=job.pk))
+        pipeline.work_path(job, pipeline.TURNS_FILE).write_text("")
+
+    def transcribe(job, progress):
+        progress(0.5)  # speaker separation is done: (0.5 + 1) / 2
+        seen.append(ReprocessJob.objects.values_list("stage", "percent").get(pk=job.pk))
+
+    pipeline.run_stage(job.pk, ReprocessJob.Stage.DIARIZING, diarize)
+    after_diarization = ReprocessJob.objects.get(pk=job.pk)
+    pipeline.run_stage(job.pk, ReprocessJob.Stage.TRANSCRIBING, transcribe)
+    assert seen == [(ReprocessJob.Stage.DIARIZING, 10 + round(85 * 0.3)), (ReprocessJob.Stage.TRANSCRIBING, 10 + round(85 * 0.75))]
+    assert after_diarization.stage == ReprocessJob.Stage.TRANSCRIBING  # what is still running, not what finished
+    assert set(ReprocessJob.objects.get(pk=job.pk).timings) == {"diarize", "transcribe"}

@@ -18,10 +18,15 @@ def test_each_stage_is_routed_to_its_queue(task, queue):
     assert task.acks_late
 
 
-def test_the_chain_runs_the_stages_in_order():
-    names = [sig.task for sig in tasks.reprocess_chain(7).tasks]
-    assert names == [t.name for t in (tasks.reprocess_decode, tasks.reprocess_transcribe, tasks.reprocess_diarize, tasks.reprocess_store)]
-    assert all(sig.args == (7,) and sig.immutable for sig in tasks.reprocess_chain(7).tasks)
+def test_transcription_and_speaker_separation_run_side_by_side_and_store_waits_for_both():
+    decode, side_by_side = tasks.reprocess_chain(7).tasks
+    assert decode.task == tasks.reprocess_decode.name
+    assert sorted(sig.task for sig in side_by_side.tasks) == sorted([tasks.reprocess_transcribe.name, tasks.reprocess_diarize.name])
+    assert side_by_side.body.task == tasks.reprocess_store.name  # the chord's body: runs once both are done
+    assert all(sig.args == (7,) and sig.immutable for sig in (decode, *side_by_side.tasks, side_by_side.body))
+    # The chord counts its header's results; no other task keeps one.
+    assert not tasks.reprocess_transcribe.ignore_result and not tasks.reprocess_diarize.ignore_result
+    assert tasks.reprocess_decode.ignore_result and tasks.reprocess_store.ignore_result
 
 
 def test_separating_speakers_again_decodes_separates_and_stores_without_transcribing():

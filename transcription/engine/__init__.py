@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from . import audio as A
-from . import attention, loading, offline
+from . import attention, loading, offline_batch
 from .cache import FP8, CachePool, PoolShape
 from .capacity import StepTimeModel
 from .errors import (EngineAtCapacity, EngineError, EngineStopped, InvalidAudio, InvalidDelay, ModelCorrupt,
@@ -186,11 +186,12 @@ class Engine:
         return self.transcribe_many([audio], delay_ms)[0]
 
     def transcribe_many(self, recordings: list, delay_ms: int = 960, on_progress=None) -> list[Transcript]:
-        """Several recordings, their segments batched together. Blocks the calling thread, which
-        `on_progress(fraction)` is called on about once a second."""
+        """Several recordings, their segments batched together (prefill plus decode). Blocks the calling
+        thread, which `on_progress(fraction)` is called on as segments finish."""
         A.delay_steps(delay_ms)
         o = self.options
-        return offline.transcribe_many(self, recordings, delay_ms, o.offline_segment_s, o.offline_search_s, on_progress=on_progress)
+        return offline_batch.transcribe_many(self, recordings, delay_ms, o.offline_segment_s, o.offline_search_s,
+                                             on_progress=on_progress)
 
     def health(self) -> dict:
         """Watchdog figures: last_step_at (epoch s), step_ms_p50/p95, active_streams, capacity, per-stream lag."""

@@ -12,6 +12,7 @@ class EngineOptions:
     cuda_graphs: bool = True
     offline_segment_s: int = 60  # offline: cut long recordings near this length, at the quietest point
     offline_search_s: int = 10  # ... looking this far back from the target for the quiet point
+    offline_batch: int = 256  # offline: segments decoded at once (prefill + decode), also capped by free GPU memory
     health_window: int = 500  # steps kept for the step-time percentiles
     # Real-time admission: a live stream is refused when the step it would make the engine run is
     # predicted to take longer than this (75 % of the 80 ms a step must keep up with, for headroom).

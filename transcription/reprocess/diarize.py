@@ -8,6 +8,7 @@ chunk pyannote's own clustering decides; a speaker split across chunks is merged
 voices agree, and users can merge what is left over on the meeting page.
 """
 import hashlib
+import math
 import queue
 import threading
 from collections.abc import Callable
@@ -71,6 +72,14 @@ def _load(model_dir: str, device: str | None, batch_size: int = 0):
         pipeline.segmentation_batch_size = pipeline.embedding_batch_size = batch_size
     window_embeddings.install(pipeline)  # same embeddings, the network run once per window
     return pipeline
+
+
+def chunk_seconds(duration_s: float, chunk_s: int, copies: int) -> int:
+    """`chunk_s`, shortened for short recordings so that every copy gets about two chunks to separate.
+
+    A one-hour recording in 30-minute chunks would keep two of three copies busy at most; pyannote's
+    clustering stays inside a chunk either way, and speakers are linked across chunks by voice."""
+    return max(60, min(chunk_s, math.ceil(duration_s / (2 * max(1, copies)))))
 
 
 def diarize_pcm(pipelines, pcm: np.ndarray, *, chunk_s: int, on_progress: Callable[[float], None] | None = None,

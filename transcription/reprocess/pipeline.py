@@ -15,6 +15,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import OperationalError, transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from meetings.audit import audit
@@ -28,12 +30,14 @@ from .align import TimedWord, Turn, align, read_rttm, write_rttm
 log = logging.getLogger(__name__)
 Stage = ReprocessJob.Stage
 
-# Share of the progress bar per stage: transcription dominates on every machine measured.
-_SPAN = {Stage.DECODING: (0, 10), Stage.TRANSCRIBING: (10, 70), Stage.DIARIZING: (70, 95), Stage.STORING: (95, 100)}
-# Separating speakers again decodes, separates and stores only.
+# Share of the progress bar per stage. Transcription and speaker separation run side by side and share
+# theirs: the bar shows the mean of both, each read from the other's progress file in the job folder.
+_SPAN = {Stage.DECODING: (0, 10), Stage.TRANSCRIBING: (10, 95), Stage.DIARIZING: (10, 95), Stage.STORING: (95, 100)}
+# Separating speakers again decodes, separates and stores only, one stage after the other.
 _SPEAKERS_SPAN = {Stage.DECODING: (0, 15), Stage.DIARIZING: (15, 95), Stage.STORING: (95, 100)}
 _TIMING_KEY = {Stage.DECODING: "decode", Stage.TRANSCRIBING: "transcribe", Stage.DIARIZING: "diarize", Stage.STORING: "store"}
 PCM_FILE, WORDS_FILE, TURNS_FILE, VOICES_FILE = "audio.pcm", "words.json", "speakers.rttm", "voices.json"
+SIDE_BY_SIDE = {Stage.TRANSCRIBING: (Stage.DIARIZING, TURNS_FILE), Stage.DIARIZING: (Stage.TRANSCRIBING, WORDS_FILE)}
 
 
 class JobCancelled(Exception):
@@ -130,7 +134,7 @@ def run_stage(job_id: int, stage: str, body: Callable[[ReprocessJob, Callable[[f
         return
     if job.cancel_requested:
         return _finish(job, Stage.CANCELLED)
-    _set(job, stage=stage, percent=_span(job, stage)[0])
+    _stage_started(job, stage)
     started = time.monotonic()
     try:
         body(job, _reporter(job, stage))
@@ -141,16 +145,37 @@ def run_stage(job_id: int, stage: str, body: Callable[[ReprocessJob, Callable[[f
     except (JobFailed, decode.RecordingUnreadable) as exc:
         return _finish(job, Stage.FAILED, error=str(exc))
     except Exception as exc:
+        if _fresh(job_id).cancel_requested:  # the stage beside it cancelled and removed the job's files
+            return _finish(job, Stage.CANCELLED)
         log.exception("reprocessing job %s failed in %s", job_id, stage)
         _finish(job, Stage.FAILED, error=f"Reprocessing stopped with an internal error at the stage “{Stage(stage).label}”. "
                                          f"Try again; if it fails again, an administrator can find the details of job {job_id} in the worker log.")
         raise
     key = _TIMING_KEY[stage]
-    ReprocessJob.objects.filter(pk=job_id).update(timings={**_fresh(job_id).timings, key: round(time.monotonic() - started, 3)})
+    with transaction.atomic():  # the stage beside it may record its time at the same moment
+        timings = ReprocessJob.objects.select_for_update().get(pk=job_id).timings
+        ReprocessJob.objects.filter(pk=job_id).update(timings={**timings, key: round(time.monotonic() - started, 3)})
+    if _side_by_side(job, stage) and not work_path(job, SIDE_BY_SIDE[stage][1]).exists():
+        ReprocessJob.objects.filter(pk=job_id, stage=stage).update(stage=SIDE_BY_SIDE[stage][0])  # show what is still running
+
+
+def _stage_started(job: ReprocessJob, stage: str) -> None:
+    """Name the stage on the job; of two side by side, the first to start names it, and the bar never moves back."""
+    rows = ReprocessJob.objects.filter(pk=job.pk)
+    if _side_by_side(job, stage):
+        rows.exclude(stage__in=SIDE_BY_SIDE).update(stage=stage, updated_at=timezone.now())
+    else:
+        rows.update(stage=stage, updated_at=timezone.now())
+    rows.update(percent=Greatest(F("percent"), _span(job, stage)[0]))
 
 
 def _span(job: ReprocessJob, stage: str) -> tuple[int, int]:
     return (_SPEAKERS_SPAN if job.kind == ReprocessJob.Kind.SPEAKERS else _SPAN)[stage]
+
+
+def _side_by_side(job: ReprocessJob, stage: str) -> bool:
+    """Whether `stage` runs beside another: in a full reprocessing, not when separating speakers again."""
+    return stage in SIDE_BY_SIDE and job.kind != ReprocessJob.Kind.SPEAKERS
 
 
 def _reporter(job: ReprocessJob, stage: str) -> Callable[[float], None]:
@@ -162,13 +187,28 @@ def _reporter(job: ReprocessJob, stage: str) -> Callable[[float], None]:
         if now - last[0] < 1.0 and fraction < 1.0:  # at most one write a second
             return
         last[0] = now
+        share = min(max(fraction, 0.0), 1.0)
+        if _side_by_side(job, stage):
+            share = (share + _progress_beside(job, stage, share)) / 2
         updated = ReprocessJob.objects.filter(pk=job.pk, cancel_requested=False).update(
-            percent=lo + round((hi - lo) * min(max(fraction, 0.0), 1.0)), updated_at=timezone.now()
+            percent=Greatest(F("percent"), lo + round((hi - lo) * share)), updated_at=timezone.now()
         )
         if not updated:
             raise JobCancelled()
 
     return report
+
+
+def _progress_beside(job: ReprocessJob, stage: str, own: float) -> float:
+    """Record this stage's progress in the job folder; return the other side-by-side stage's (1.0 once done)."""
+    other, output = SIDE_BY_SIDE[stage]
+    _write_atomic(work_path(job, f"progress-{_TIMING_KEY[stage]}"), f"{own:.4f}")
+    if work_path(job, output).exists():
+        return 1.0
+    try:
+        return float(work_path(job, f"progress-{_TIMING_KEY[other]}").read_text())
+    except (OSError, ValueError):
+        return 0.0  # not started yet, or written at this moment
 
 
 def _fresh(job_id: int) -> ReprocessJob:
@@ -191,7 +231,7 @@ def _finish(job: ReprocessJob, stage: str, error: str = "") -> None:
 
 def _remove_work_files(job: ReprocessJob) -> None:
     folder = Path(settings.MEDIA_ROOT) / job.work_dir
-    for name in (PCM_FILE, WORDS_FILE, TURNS_FILE, VOICES_FILE):
+    for name in (PCM_FILE, WORDS_FILE, TURNS_FILE, VOICES_FILE, *(f"progress-{_TIMING_KEY[st]}" for st in SIDE_BY_SIDE)):
         (folder / name).unlink(missing_ok=True)
     try:
         folder.rmdir()
@@ -249,7 +289,8 @@ def stage_diarize(job: ReprocessJob, progress: Callable[[float], None]) -> None:
     pipelines = diarize.load_pipelines(model_dir, settings.DIARIZATION_DEVICE or None, settings.DIARIZATION_BATCH_SIZE,
                                        copies=settings.DIARIZATION_PARALLEL_CHUNKS)
     pcm = decode.open_pcm(str(work_path(job, PCM_FILE)))
-    turns = diarize.diarize_pcm(pipelines, pcm, chunk_s=settings.DIARIZATION_CHUNK_S, on_progress=progress, counts=job.speaker_counts)
+    chunk_s = diarize.chunk_seconds(len(pcm) / decode.SAMPLE_RATE, settings.DIARIZATION_CHUNK_S, len(pipelines))
+    turns = diarize.diarize_pcm(pipelines, pcm, chunk_s=chunk_s, on_progress=progress, counts=job.speaker_counts)
     version = diarize.pipeline_version(model_dir)
     # Known voices: the speakers' embeddings for recognition at the store step (before the turns, so a rerun redoes both).
     speaker_voices_write(meeting=job.meeting, pipeline=pipelines[0], pcm=pcm, turns=turns, pipeline_version=version, path=work_path(job, VOICES_FILE))

@@ -1,0 +1,300 @@
+"""Whole recordings as prefill plus decode: the encoder runs over each segment at once, then only the decoder steps.
+
+A live stream must step the audio encoder 4 frames at a time because its audio arrives that way; a
+recording is all there. Here each segment's log-mel frames, causal convolutions, encoder layers and
+projector run over the whole segment in a few large batched passes (sliding-window attention in query
+chunks), leaving one audio embedding per 80 ms step. Then only the decoder steps, for all segments at
+once: the prompt in one pass, then one static-shape step per position over a cache sized to the
+segments (no 8,192-step ring), replayed as a CUDA graph on a GPU.
+
+The arithmetic is the live step's (same mel frames, same causal convolutions with zero history, same
+sliding-window masks, same prompt, left pad and right pad, same greedy choice), so the tokens are the
+streaming path's: exactly on the tiny model in float32 (tests/engine/test_prefill.py), and in bf16 to
+within the rounding of other matrix shapes (benchmarks/reprocess_bench.py reports the agreement).
+"""
+import contextlib
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import audio as A
+from .events import TokenTime, Transcript
+from .step import rope
+
+QUERY_CHUNK = 1024  # encoder frames per attention call: bounds the mask and score memory
+ENCODE_BATCH = 32  # segments per encoder pass (activations ~35 MB per minute of audio each in bf16)
+GIB = 1024**3
+
+
+@dataclass
+class Batch:
+    """Segments of one decoder run, longest first; `n_pos[i]` decoder positions for segment i."""
+
+    pcms: list  # float32 arrays
+    n_pos: list[int]
+    embeds: torch.Tensor  # (B, T, D) audio embedding per decoder position, model dtype
+
+
+def positions(spec, samples: int, delay_steps: int) -> int:
+    """Decoder positions a segment runs, as StreamState.finish counts them (generate never feeds the last)."""
+    whole_steps = -(-samples // A.STEP_SAMPLES)
+    return spec.n_left_pad_steps + whole_steps + spec.right_pad_steps(delay_steps) - 1
+
+
+def step_windows(spec, pcm: np.ndarray, n_pos: int) -> torch.Tensor:
+    """(n_pos, STEP_WINDOW) float32: the samples each step's 8 mel frames read, left and right pad included."""
+    left = np.zeros(A.LOOK_BACK + spec.n_left_pad_steps * A.STEP_SAMPLES, np.float32)
+    need = A.STEP_SAMPLES * (n_pos - 1) + A.STEP_WINDOW
+    right = np.zeros(max(0, need - len(left) - len(pcm)), np.float32)
+    signal = torch.from_numpy(np.concatenate([left, pcm, right]))
+    return signal.unfold(0, A.STEP_WINDOW, A.STEP_SAMPLES)[:n_pos]
+
+
+class Prefill:
+    """The model's modules (through the live `ModelStep`) run over whole segments; see the module doc."""
+
+    def __init__(self, step, logmel, device, dtype):
+        self.s, self.device, self.dtype = step, device, dtype
+        self.logmel = copy.copy(logmel)  # the same arithmetic, on the model's device
+        self.logmel.filters_t = logmel.filters_t.to(device)
+        self.logmel.window = logmel.window.to(device)
+        self.timings: dict[str, float] = {}  # seconds per phase, summed over calls (benchmarks read them)
+        self.pieces: dict[int, str] = {}  # text of single tokens, for segment_transcript
+
+    @contextlib.contextmanager
+    def timed(self, phase: str):
+        started = time.perf_counter()
+        yield
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # once per batch and phase: the figures are the GPU's
+        self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - started
+
+    # ---- audio: mel, convolutions, encoder, projector --------------------------------------------
+    @torch.no_grad()
+    def embed_audio(self, spec, pcms: list, n_pos: list[int]) -> torch.Tensor:
+        """(B, max n_pos, D) audio embeddings; rows past a segment's end are padding."""
+        T = max(n_pos)
+        out = None
+        for g in range(0, len(pcms), ENCODE_BATCH):
+            mels = []
+            for pcm, n in zip(pcms[g:g + ENCODE_BATCH], n_pos[g:g + ENCODE_BATCH]):
+                windows = step_windows(spec, pcm, n).to(self.device)
+                mel = self.logmel(windows).to(self.dtype)  # (n, MELS, 8)
+                mels.append(F.pad(mel, (0, 0, 0, 0, 0, T - n)))  # pad at the end: causal, never read by real steps
+            mel = torch.stack(mels).permute(0, 2, 1, 3).flatten(2)  # (b, MELS, 8T)
+            embeds = self._encode(mel)  # (b, T, D)
+            if out is None:
+                out = torch.empty(len(pcms), T, embeds.shape[-1], device=self.device, dtype=self.dtype)
+            out[g:g + len(embeds)] = embeds
+        return out
+
+    def _encode(self, mel):
+        s, emb = self.s, self.s.audio.embedder
+        h = F.gelu(_causal_conv(emb.conv1, mel))  # (b, C, 8T)
+        h = F.gelu(_causal_conv(emb.conv2, h)).permute(0, 2, 1)  # (b, 4T, C)
+        frames = h.shape[1]
+        qpos = torch.arange(frames, device=h.device)[None].expand(h.shape[0], -1)
+        cos, sin = s.audio.rotary_emb(h, position_ids=qpos)
+        for layer in s.audio.layers:
+            x = layer.self_attn_layer_norm(h)
+            h = h + self._attend_all(layer.self_attn, x, cos, sin, s.audio_window)
+            h = h + layer.mlp(layer.final_layer_norm(h))
+        h = s.audio.norm(h)
+        h = h.reshape(h.shape[0], -1, s.audio_hidden * s.downsample)  # (b, T, 4C)
+        return s.projector(h)
+
+    def _attend_all(self, attn, x, cos, sin, window):
+        """Causal sliding-window self-attention over a whole sequence, queries in chunks. x (b, L, D)."""
+        b, L, _ = x.shape
+        Dh = attn.head_dim
+        q = rope(attn.q_proj(x).view(b, L, -1, Dh).transpose(1, 2), cos, sin)  # (b, H, L, Dh)
+        k = rope(attn.k_proj(x).view(b, L, -1, Dh).transpose(1, 2), cos, sin)  # (b, Hkv, L, Dh)
+        v = attn.v_proj(x).view(b, L, -1, Dh).transpose(1, 2)
+        out = torch.empty_like(q)
+        for c0 in range(0, L, QUERY_CHUNK):
+            c1, lo = min(L, c0 + QUERY_CHUNK), max(0, c0 - window + 1)
+            out[:, :, c0:c1] = _sdpa(q[:, :, c0:c1], k[:, :, lo:c1], v[:, :, lo:c1], _mask(c0, c1, lo, window, x.device), attn.scaling)
+        return attn.o_proj(out.transpose(1, 2).reshape(b, L, -1))
+
+    # ---- decoder: prompt in one pass, then one step per position --------------------------------
+    @torch.no_grad()
+    def decode(self, prompt: list[int], delay_steps: int, batch: Batch,
+               on_step: Callable[[int, int], None] | None = None) -> list[list[int]]:
+        """Output tokens of every segment (from the last prompt position on), greedy, as the live step.
+
+        The prompt runs as one pass; then each position is one step of the whole batch with static
+        shapes (the cache is masked past the position), replayed as a CUDA graph on a GPU: a step of
+        ~1,300 small kernels costs more to launch one by one than to run."""
+        s, B, T = self.s, len(batch.n_pos), max(batch.n_pos)
+        P = len(prompt)
+        assert all(n >= P for n in batch.n_pos), "a segment is shorter than its prompt"
+        cache = self._cache(B, T)
+        scales = [sc[delay_steps] for sc in s.delay_scales]  # (D,) per layer
+        tokens = torch.tensor(prompt, device=self.device)[None].expand(B, -1)
+        hidden = s.text.embed_tokens(tokens) + batch.embeds[:, :P]
+        first = self._forward(hidden, 0, cache, scales)  # (B,) the output at position P - 1
+        state = _DecodeState.allocate(first, T, self.device)
+        state.out[:, P - 1] = first
+        step = lambda: self._step(state, batch.embeds, cache, scales)  # noqa: E731
+        if P < T and self.device.type == "cuda":
+            step = _graphed(step, state, P)
+        for pos in range(P, T):
+            state.pos.fill_(pos)
+            step()
+            if on_step:
+                on_step(pos, T)
+        host = state.out.cpu()  # the one sync of the decode loop
+        return [host[i, P - 1:n].tolist() for i, n in enumerate(batch.n_pos)]
+
+    def _step(self, st: "_DecodeState", embeds, cache, scales) -> None:
+        """One position `st.pos` for every row, shapes fixed: reads st.token, writes st.token and st.out."""
+        s, B = self.s, st.token.shape[0]
+        hidden = s.text.embed_tokens(st.token)[:, None] + embeds.index_select(1, st.pos)  # (B, 1, D)
+        qpos = st.pos.view(1, 1).expand(B, 1)
+        cos, sin = s.text.rotary_emb(hidden, position_ids=qpos)
+        mask = ((st.keys <= st.pos) & (st.keys > st.pos - s.text_window))[None, None, None]  # (1, 1, 1, T)
+        for i, layer in enumerate(s.text.layers):
+            x = layer.input_layernorm(hidden)
+            hidden = hidden + self._attend_step(layer.self_attn, x, cos, sin, cache[i], st.pos, mask)
+            x = layer.post_attention_layernorm(hidden) * scales[i]
+            hidden = hidden + layer.mlp(x)
+        hidden = s.text.norm(hidden)
+        token = s.lm_head(hidden[:, -1, :]).float().argmax(dim=-1)
+        st.token.copy_(token)
+        st.out.index_copy_(1, st.pos, token[:, None])
+
+    def _attend_step(self, attn, x, cos, sin, kv, pos, mask):
+        B = x.shape[0]
+        Dh = attn.head_dim
+        k_cache, v_cache = kv
+        q = rope(attn.q_proj(x).view(B, 1, -1, Dh).transpose(1, 2), cos, sin)  # (B, H, 1, Dh)
+        k_cache.index_copy_(2, pos, rope(attn.k_proj(x).view(B, 1, -1, Dh).transpose(1, 2), cos, sin))
+        v_cache.index_copy_(2, pos, attn.v_proj(x).view(B, 1, -1, Dh).transpose(1, 2))
+        H, Hkv = q.shape[1], k_cache.shape[1]
+        # Grouped-query heads as rows of their KV head, as the live step does it.
+        out = F.scaled_dot_product_attention(q.reshape(B, Hkv, H // Hkv, Dh), k_cache, v_cache, attn_mask=mask, scale=attn.scaling)
+        return attn.o_proj(out.reshape(B, 1, H * Dh))
+
+    def _cache(self, B, T):
+        t = self.s.text
+        a = t.layers[0].self_attn
+        Hkv, Dh = t.config.num_key_value_heads, a.head_dim
+        shape = (B, Hkv, T, Dh)
+        return [(torch.zeros(shape, device=self.device, dtype=self.dtype), torch.zeros(shape, device=self.device, dtype=self.dtype))
+                for _ in t.layers]
+
+    def _forward(self, hidden, start: int, cache, scales) -> torch.Tensor:
+        """Decoder over positions [start, start + L) for rows 0..b-1; writes the cache; next tokens (b,)."""
+        s = self.s
+        b, L, _ = hidden.shape
+        qpos = torch.arange(start, start + L, device=self.device)[None].expand(b, -1)
+        cos, sin = s.text.rotary_emb(hidden, position_ids=qpos)
+        for i, layer in enumerate(s.text.layers):
+            x = layer.input_layernorm(hidden)
+            hidden = hidden + self._attend_cached(layer.self_attn, x, cos, sin, cache[i], start)
+            x = layer.post_attention_layernorm(hidden) * scales[i]
+            hidden = hidden + layer.mlp(x)
+        hidden = s.text.norm(hidden)
+        return s.lm_head(hidden[:, -1, :]).float().argmax(dim=-1)
+
+    def _attend_cached(self, attn, x, cos, sin, kv, start):
+        b, L, _ = x.shape
+        Dh, window = attn.head_dim, self.s.text_window
+        k_cache, v_cache = kv[0][:b], kv[1][:b]
+        q = rope(attn.q_proj(x).view(b, L, -1, Dh).transpose(1, 2), cos, sin)  # (b, H, L, Dh)
+        k_cache[:, :, start:start + L] = rope(attn.k_proj(x).view(b, L, -1, Dh).transpose(1, 2), cos, sin)
+        v_cache[:, :, start:start + L] = attn.v_proj(x).view(b, L, -1, Dh).transpose(1, 2)
+        end, lo = start + L, max(0, start - window + 1)
+        H, Hkv = q.shape[1], k_cache.shape[1]
+        k, v = k_cache[:, :, lo:end], v_cache[:, :, lo:end]
+        if L == 1:  # grouped-query heads as rows of their KV head, as the live step does it; no mask needed
+            out = F.scaled_dot_product_attention(q.reshape(b, Hkv, H // Hkv, Dh), k, v, scale=attn.scaling)
+        else:
+            out = _sdpa(q, k, v, _mask(start, end, lo, window, x.device), attn.scaling)
+        out = out.reshape(b, H, L, Dh).transpose(1, 2).reshape(b, L, H * Dh)
+        return attn.o_proj(out)
+
+
+@dataclass
+class _DecodeState:
+    """The static tensors a decode step (and its CUDA graph) reads and writes."""
+
+    token: torch.Tensor  # (B,) long: input token of this step, overwritten by its output
+    pos: torch.Tensor  # (1,) long: the position of this step
+    keys: torch.Tensor  # (T,) long: key positions 0..T-1
+    out: torch.Tensor  # (B, T) long: the output token at each position
+
+    @classmethod
+    def allocate(cls, first: torch.Tensor, T: int, device) -> "_DecodeState":
+        return cls(token=first.clone(), pos=torch.zeros(1, dtype=torch.long, device=device),
+                   keys=torch.arange(T, device=device), out=torch.zeros(first.shape[0], T, dtype=torch.long, device=device))
+
+
+def _graphed(step, state: _DecodeState, first_pos: int):
+    """`step` captured as a CUDA graph. The warm-up run writes position `first_pos`, which the first real
+    step writes again; the input token is restored."""
+    token = state.token.clone()
+    state.pos.fill_(first_pos)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        step()  # eager warm-up: kernels chosen, workspaces allocated
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    state.token.copy_(token)
+    return graph.replay
+
+
+def _causal_conv(conv, x):
+    """The model's causal convolution with zero history (a fresh stream's), over a whole sequence."""
+    history = conv.kernel_size[0] - conv.stride[0]
+    return F.conv1d(F.pad(x, (history, 0)), conv.weight, conv.bias, conv.stride, 0, conv.dilation, conv.groups)
+
+
+def _mask(q0, q1, k0, window, device):
+    """(1, 1, q1-q0, q1-k0) bool for queries [q0, q1) over keys [k0, q1): causal sliding window."""
+    q = torch.arange(q0, q1, device=device)[:, None]
+    k = torch.arange(k0, q1, device=device)[None, :]
+    return ((k <= q) & (k > q - window))[None, None]
+
+
+def _sdpa(q, k, v, mask, scale):
+    """q (b, H, L, Dh) over k/v (b, Hkv, S, Dh); KV heads repeated for grouped-query attention."""
+    if k.shape[1] != q.shape[1]:
+        k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
+        v = v.repeat_interleave(q.shape[1] // v.shape[1], dim=1)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+
+
+def segment_transcript(spec, tokens: list[int], delay_ms: int, samples: int, pieces: dict | None = None) -> Transcript:
+    """A segment's transcript by the live stream's rules (StreamState.accept and .transcript): token k covers
+    [80k, 80k + 80) ms clamped to the audio's end; special tokens have no text; a token whose bytes end
+    inside a UTF-8 character waits for the next. `pieces` caches the text of single tokens across calls
+    (the tokenizer's decode is most of the cost; decoding one token always gives the same text)."""
+    pieces = {} if pieces is None else pieces
+    end = samples * 1000 // A.SAMPLE_RATE
+    out, pending = [], []
+    for k, token in enumerate(tokens):
+        text = ""
+        if token not in spec.special_ids:
+            pending.append(token)
+            if len(pending) == 1:
+                text = pieces.get(token)
+                if text is None:
+                    text = pieces[token] = spec.decode(pending)
+            else:
+                text = spec.decode(pending)
+            if text.endswith("\ufffd"):
+                text = ""  # a multi-byte character split across tokens: wait for the rest
+            else:
+                pending = []
+        out.append(TokenTime(token, text, min(k * A.STEP_MS, end), min((k + 1) * A.STEP_MS, end)))
+    full = spec.decode([t for t in tokens if t not in spec.special_ids])
+    return Transcript(text=full, tokens=tuple(out), delay_ms=delay_ms, duration_ms=end)
