@@ -196,7 +196,9 @@ def end_to_end(engine, diarization, hours: float, args, log) -> dict:
 def store_stage(segments, args) -> tuple[float, str]:
     """What the store stage hands the database, serialised: the GPU host has no PostgreSQL."""
     t0 = time.perf_counter()
-    Path(args.workdir, "bench-segments.json").write_text(json.dumps([s.__dict__ for s in segments]))
+    rows = [{"start_ms": s.start_ms, "end_ms": s.end_ms, "speaker": s.speaker, "text": s.text,
+             "words": [[w.text, w.start_ms, w.end_ms] for w in s.words]} for s in segments]
+    Path(args.workdir, "bench-segments.json").write_text(json.dumps(rows))
     return time.perf_counter() - t0, "segments serialised to JSON; no database on this host (tests/reprocess time the real write)"
 
 
