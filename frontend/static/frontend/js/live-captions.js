@@ -18,10 +18,12 @@ const socket = new LiveSocket(root.dataset.socketPath, {
   },
   close(event, final) {
     if (final) view.interrupt(event.code === 4401 ? "You are signed out. Sign in again to follow captions." : "You can no longer follow this meeting's captions.");
-    else view.interrupt("Captions interrupted: the connection was lost. Reconnecting…");
+    else view.connection("reconnecting");
   },
-  silent() {
-    view.interrupt("Captions interrupted: the connection went quiet. Reconnecting…");
+  state(state) {
+    if (state !== "open") return;
+    view.interrupt(null); // a refusal after this still arrives, as an error and a final close
+    view.connection("open");
   },
 });
 socket.connect();
