@@ -35,6 +35,6 @@ def live_follow(request, meeting, role):
 def caption_preferences(request):
     form = CaptionPreferencesForm(request.POST, instance=_preferences(request.user))
     if not form.is_valid():
-        return JsonResponse({"errors": {k: " ".join(v) for k, v in form.errors.items()}}, status=400)
+        return JsonResponse({"errors": form.errors_by_field()}, status=400)
     form.save()
     return JsonResponse({"saved": True})
