@@ -247,6 +247,15 @@ class RemoteStream:
         finally:
             self._stop_reading()
 
+    def gone(self) -> bool:
+        """The worker has said nothing (no health, no caption) for too long: it died or lost its Redis."""
+        return self._worker is not None and time.monotonic() - self._health_at > SILENT_WORKER_S
+
+    def abandon(self) -> None:
+        """Stop listening to a worker that is gone; nothing is sent to it any more."""
+        self._stop_reading()
+        self._worker = None
+
     def health(self) -> EngineHealth:
         health = dict(self._health)
         silent_s = time.monotonic() - self._health_at

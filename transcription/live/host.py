@@ -9,6 +9,7 @@ skipped, here and in the engine. Captions made from resent audio are marked late
 """
 import asyncio
 import contextlib
+from collections import deque
 import json
 import logging
 import re
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 LOCK_TTL_S = 10
 TAKEOVER_WAIT_S = 3
 DISCONNECT_FLUSH_S = 5
+REPLAY_FRAMES = 125  # 10 s of 80 ms frames: more than a dead caption worker goes unnoticed
 AUDIO_QUIET_S = 1.0  # the page sends a frame every 80 ms: this long without one, the host's audio has stopped
 CAPTURE_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _grace_timers: set[asyncio.Task] = set()  # kept referenced: a task nobody holds may be collected mid-sleep
@@ -43,6 +45,7 @@ def valid_delay(value) -> bool:
 class HostConsumer(LiveSocket):
     needed = OWNER
     started = paused = ending_page = False
+    replaying: list[bytes] | None = None
     stream = recorder = ticker = publisher = disk = starting = stopping = None
 
     async def joined(self):
@@ -50,9 +53,11 @@ class HostConsumer(LiveSocket):
         self.events: asyncio.Queue = asyncio.Queue()
         self.disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-recording")
         self.capture, self.next_seq, self.late_until_seq = "", 1, 0
-        self.stream_ms = self.late_until_ms = 0  # audio fed to this socket's engine stream, and how much of it was resent
+        self.stream_ms = self.late_until_ms = self.final_end_ms = 0  # audio fed to this socket's engine stream, and how much of it was resent
         self.audio_at: float | None = None
         self.audio_flowing = False  # as last told to followers
+        self.recent: deque[bytes] = deque(maxlen=REPLAY_FRAMES)  # the engine's last seconds, for a reopened stream
+        self.reopening: asyncio.Task | None = None
         # The lock is taken at Start, not here: opening the host page in another tab must not end a live stream.
         await self.send_json(await self.current_status())
 
@@ -78,7 +83,7 @@ class HostConsumer(LiveSocket):
             await self.send_json(error("host_elsewhere", "Live captions for this meeting are now streamed from another window or device."))
             self.closed = True
             await self.close(code=CLOSE_HOST_ELSEWHERE)
-            await self.finish(ended=False)
+            await self.finish(ended=False, flush_s=DISCONNECT_FLUSH_S, handover=True)
 
     # Messages from the page.
     async def receive_message(self, kind, message):
@@ -121,7 +126,10 @@ class HostConsumer(LiveSocket):
         self.stream_ms += len(pcm) // 32
         if seq <= self.late_until_seq:
             self.late_until_ms = self.stream_ms
-        if self.stream is not None:
+        self.recent.append(pcm)
+        if self.replaying is not None:
+            self.replaying.append(pcm)
+        elif self.stream is not None:
             await self.stream.feed(pcm)
 
     async def frames_from(self, message: dict):
@@ -161,6 +169,7 @@ class HostConsumer(LiveSocket):
         self.next_seq = acked + 1
         self.started = True
         self.publisher = asyncio.create_task(self.publish_events())
+        self.delay_ms = info.delay_ms
         await self.open_engine(info.delay_ms)
         await self.send_json({"type": "started", "delay_ms": info.delay_ms, "offset_ms": self.offset_ms, "seq": self.final_seq,
                               "acked": acked, "captions": self.stream is not None, "message": self.engine_message})
@@ -180,6 +189,39 @@ class HostConsumer(LiveSocket):
             await self.send_json(error(exc.code, str(exc)))
         else:
             self.stream = stream
+
+    async def reopen_engine(self):
+        """The caption worker stopped answering (killed, or its host died): open the stream again, on
+        another worker where one exists, and give it the last seconds of audio that the dead one may
+        not have captioned. Their captions are marked late; the recording never stopped."""
+        old, self.stream = self.stream, None
+        old.abandon()
+        self.engine_message = "Captions interrupted: the caption worker stopped answering. Reopening on another worker…"
+        await self.publish_status()
+        await self.open_engine(self.delay_ms)
+        if self.stream is None:
+            return
+        self.engine_message = ""
+        # Frames arriving while the replay is sent queue behind it, so the new stream hears audio in order.
+        stream, self.stream, self.replaying = self.stream, None, []
+        # From the end of the dead stream's last final: its unfinished line is heard again, its finals are not.
+        uncaptioned, replay = self.stream_ms - self.final_end_ms, []
+        for pcm in reversed(self.recent):
+            if uncaptioned <= 0:
+                break
+            replay.insert(0, pcm)
+            uncaptioned -= len(pcm) // 32
+        replay_ms = sum(len(p) for p in replay) // 32
+        self.offset_ms = self.recorder.duration_ms - replay_ms  # the new stream's time 0 is the replay's start
+        self.stream_ms = self.late_until_ms = replay_ms
+        self.final_end_ms = 0
+        for pcm in replay:
+            await stream.feed(pcm)
+        while self.replaying:
+            await stream.feed(self.replaying.pop(0))
+        self.stream, self.replaying = stream, None
+        log.info("live captions of meeting %s reopened on another caption worker", self.meeting_id)
+        await self.publish_status()
 
     def on_engine_event(self, kind: str, data: dict) -> None:
         self.events.put_nowait((kind, data))
@@ -206,6 +248,7 @@ class HostConsumer(LiveSocket):
         if final:
             if not text:
                 return
+            self.final_end_ms = max(self.final_end_ms, end_ms - self.offset_ms)
             self.final_seq = await db(session.host_final)(meeting_id=self.meeting_id, text=text, start_ms=start_ms, end_ms=end_ms)
         event: CaptionEvent = {"type": "caption", "final": final, "seq": self.final_seq, "text": text,
                                "start_ms": start_ms, "end_ms": end_ms, "sent_at": time.time()}
@@ -230,13 +273,22 @@ class HostConsumer(LiveSocket):
         self.closed = True
         await self.close(code=1000)
 
-    async def finish(self, *, ended: bool, flush_s: float = CLOSE_TIMEOUT_S):
-        """Flush the engine, close the recording, tell followers. Runs once, on stop or on disconnect."""
+    async def finish(self, *, ended: bool, flush_s: float = CLOSE_TIMEOUT_S, handover: bool = False):
+        """Close the recording, flush the engine, tell followers. Runs once, on stop, disconnect or takeover.
+
+        The recording is closed and the host lock let go before the engine's flush: a reconnecting page
+        waits for that lock, and must not wait out the last words of the socket it replaces."""
         if not self.started:
             return
         self.started = False
         if self.ticker:
             self.ticker.cancel()
+        await asyncio.get_running_loop().run_in_executor(self.disk, self.recorder.close)
+        if not ended:
+            if not handover:  # before the lock goes: a host taking it next deletes this grace
+                await self.start_grace()
+                await self.publish_status("reconnecting")
+            await self.release_host_lock()
         if self.stream is not None:
             began = time.monotonic()
             try:
@@ -247,14 +299,10 @@ class HostConsumer(LiveSocket):
         if self.publisher:
             await self.drain_events()
             self.publisher.cancel()
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self.disk, self.recorder.close)
         await db(session.recording_saved)(recording_id=self.recording_id, data_bytes=self.recorder.data_bytes, final=ended)
         if ended:
             await db(session.host_end)(meeting_id=self.meeting_id)
-            return await self.publish_status("ended")
-        await self.publish_status("reconnecting")
-        await self.start_grace()
+            await self.publish_status("ended")
 
     async def start_grace(self):
         """The host's page went away without Stop: the meeting stays live for the grace, then ends unless
@@ -280,6 +328,8 @@ class HostConsumer(LiveSocket):
             if flowing == self.audio_flowing and time.monotonic() - last_beat < conf.status_seconds():
                 continue
             self.audio_flowing, last_beat = flowing, time.monotonic()
+            if isinstance(self.stream, RemoteStream) and self.stream.gone() and not (self.reopening and not self.reopening.done()):
+                self.reopening = asyncio.create_task(self.reopen_engine())
             try:
                 await self.redis.set(redis_key("host", self.meeting_id), self.channel_name, ex=LOCK_TTL_S)
                 await self.publish_status()
