@@ -35,6 +35,8 @@ def test_a_user_signs_in_opens_a_meeting_plays_from_a_segment_and_searches(live_
     third = meeting.segments.order_by("start_ms")[2]
     page.wait_for_url(f"**/meetings/{meeting.pk}/?t=9800#seg-{third.pk}")
     assert page.locator(f"#seg-{third.pk}").evaluate("el => el.classList.contains('target')")
+    page.wait_for_load_state("load")  # the browser's own move to the fragment comes last
+    assert page.evaluate("document.activeElement.id") == f"seg-{third.pk}"  # keyboard and screen reader start at the hit
     page.wait_for_function("Math.abs(document.getElementById('player').currentTime - 9.8) < 0.5")
 
     assert console_errors.errors == []
