@@ -3,7 +3,8 @@
 One Daphne with the tiny random-weight model on the CPU, a host page whose fake microphone loops
 espeak-ng speech, and a follower page, in separate browser contexts so each can lose its network on
 its own (`BrowserContext.set_offline`). Drops of 2 s and 12 s on the host, the follower and both
-really happen; so do a reload of the host page and a SIGKILL of the server. 90 s and 10-minute
+really happen; so do a reload of the host page, a SIGKILL of the server, and a restart of Redis (a
+private redis-server on a free port that this test starts and restarts; the shared one is never touched). 90 s and 10-minute
 outages are not waited out here (the suite must stay short on a 2-core box): they are modelled by
 checking that the host page keeps that much audio (`maxKeptMs`), which the drops above show is then
 sent and appended exactly once. Each fault's figures go to `benchmarks/live_faults.py`'s results file
@@ -11,6 +12,7 @@ when `SCRIBE_FAULT_RESULTS` names one.
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,6 +37,28 @@ WATCH_CAPTIONS = """() => {
   new MutationObserver(note).observe(document.getElementById("caption-log"), { childList: true });
   new MutationObserver(note).observe(document.getElementById("caption-partial"), { childList: true, characterData: true, subtree: true });
 }"""
+
+
+class PrivateRedis:
+    """A redis-server of this test's own, without persistence: a restart loses every key, as a crash would."""
+
+    def __init__(self, log_dir: Path):
+        self.port, self.log_dir, self.proc = free_port(), log_dir, None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self):
+        log = self.log_dir / f"redis-{self.port}.log"
+        with open(log, "a") as out:
+            self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                                         stdout=out, stderr=subprocess.STDOUT)
+        wait_for_port(self.port, self.proc, log)
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
 
 
 class Server:
@@ -70,8 +94,19 @@ def people(db):
 
 
 @pytest.fixture
-def server(transactional_db, tmp_path, tiny_model_dir):
-    server = Server(tmp_path, SCRIBE_ASR_MODEL_DIR=tiny_model_dir, SCRIBE_ASR_DEVICE="cpu", SCRIBE_ASR_MAX_STREAMS=2)
+def redis_server(tmp_path):
+    if not shutil.which("redis-server"):
+        pytest.fail("redis-server is not installed (apt-get install redis-server); tests/run.sh installs it")
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    yield redis
+    stop_process(redis.proc)
+
+
+@pytest.fixture
+def server(transactional_db, tmp_path, tiny_model_dir, redis_server):
+    server = Server(tmp_path, SCRIBE_ASR_MODEL_DIR=tiny_model_dir, SCRIBE_ASR_DEVICE="cpu", SCRIBE_ASR_MAX_STREAMS=2,
+                    SCRIBE_REDIS_URL=redis_server.url)
     server.start()
     yield server
     stop_process(server.proc)
@@ -139,7 +174,7 @@ class Meeting_:
         return self.follower.evaluate("Date.now()")
 
 
-def test_captions_survive_drops_a_reload_and_a_server_crash_losing_no_audio(browser, server, people):
+def test_captions_survive_drops_a_reload_and_server_crashes_losing_no_audio(browser, server, redis_server, people):
     live = Meeting_(browser, server, people)
     live.host.get_by_role("button", name="Start live captions").click()
     live.host.get_by_text("Live: your audio is being captioned and recorded.").wait_for(timeout=120_000)
@@ -192,6 +227,14 @@ def test_captions_survive_drops_a_reload_and_a_server_crash_losing_no_audio(brow
     live.host.get_by_text("Live: your audio is being captioned and recorded.").wait_for(timeout=120_000)
     loss = record("server restart", "both", time.monotonic() - down, back, loss)
 
+    # Redis dies and comes back empty: the sockets stay open, the channel layer resubscribes, captions
+    # lost on the way are asked for again by the follower (a status's seq ahead of its own).
+    down = time.monotonic()
+    redis_server.kill()
+    time.sleep(2)
+    redis_server.start()
+    loss = record("redis restart", "server", time.monotonic() - down, live.now_ms(), loss)
+
     live.host.get_by_role("button", name="Stop and finish").click()
     live.host.get_by_text("Stopped. The recording is saved").wait_for(timeout=120_000)
     live.follower.locator("#host-status", has_text="The meeting has ended.").wait_for(timeout=60_000)
@@ -215,7 +258,7 @@ def test_captions_survive_drops_a_reload_and_a_server_crash_losing_no_audio(brow
     assert stored and duplicates == 0 and missing == 0, (stored, shown)
     assert kept_ms >= 10 * 60 * 1000
     for row in results:
-        if row["fault"] == "network drop" or row["fault"] == "server restart":
+        if row["fault"] in ("network drop", "server restart", "redis restart"):
             assert row["audio_lost_ms"] == 0, row
         if row["resume_s"] is not None:
             assert row["resume_s"] < 60, row  # the target (3 s) is for the results file, not a timed test

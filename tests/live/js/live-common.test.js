@@ -253,6 +253,20 @@ test("the end clears stale lines and late captions are marked", () => {
   assert(view.status.textContent.startsWith("The meeting has ended"), view.status.textContent);
 });
 
+test("a final lost on its way is asked for and lines stay in spoken order", () => {
+  const { view } = statusView();
+  const asked = [];
+  view.onGap = (lastSeq) => asked.push(lastSeq);
+  const final = (seq) => ({ final: true, seq, text: `line ${seq}`, sent_at: 0 });
+  view.caption(final(1));
+  view.caption(final(3)); // 2 was lost
+  view.caption(final(4));
+  assert(asked[0] === 1, `asked ${asked}`);
+  view.replay([final(2), final(3)]);
+  const shown = [...view.log.querySelectorAll(".caption-line")].map((l) => Number(l.dataset.seq));
+  assert(shown.join() === "1,2,3,4", shown.join());
+});
+
 test("jump to live keeps keyboard focus on the controls", () => {
   const { view } = statusView();
   view.setScrollPaused(true);

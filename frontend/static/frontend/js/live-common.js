@@ -190,6 +190,8 @@ export class CaptionView {
     this.online = true; // this page's own connection
     this.scrollPaused = false;
     this.notice = null;
+    this.pending = new Map(); // finals that arrived ahead of a missing one
+    this.onGap = null; // set by a page that can ask the server for missed finals: onGap(lastSeq)
     this.apply({ fontSize: root.dataset.fontSize, lines: root.dataset.lines });
     this.pauseButton.addEventListener("click", () => this.setScrollPaused(!this.scrollPaused));
     this.jumpButton.addEventListener("click", () => {
@@ -226,6 +228,12 @@ export class CaptionView {
   caption(event, offsetMs = 0) {
     if (event.final) {
       if (event.seq <= this.lastSeq) return; // already shown (a replay overlapping live captions)
+      if (event.seq > this.lastSeq + 1 && this.onGap) {
+        // One was lost on its way (the server's Redis restarted under an open socket): ask for the
+        // missing ones and show this one after them, so lines stay in the order they were spoken.
+        this.pending.set(event.seq, event);
+        return this.onGap(this.lastSeq);
+      }
       this.lastSeq = event.seq;
       const line = document.createElement("p");
       line.className = "caption-line";
@@ -245,6 +253,11 @@ export class CaptionView {
       line.append(text);
       this.log.append(line);
       this.partial.textContent = "";
+      const next = this.pending.get(this.lastSeq + 1);
+      if (next) {
+        this.pending.delete(next.seq);
+        return this.caption(next, offsetMs);
+      }
     } else if (event.seq >= this.lastSeq) {
       this.partial.textContent = event.text;
     }
