@@ -40,7 +40,7 @@ def harness():
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.route(f"{ORIGIN}/**", serve)
         page.goto(f"{ORIGIN}/harness.html")
-        page.wait_for_function("window.liveTestsReady === true", timeout=15_000)
+        page.wait_for_function("window.liveTestsReady === true", timeout=15_000, polling=100)
         assert not errors, errors
         assert page.evaluate("window.liveTests") == NAMES
         yield page

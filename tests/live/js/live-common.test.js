@@ -30,7 +30,6 @@ globalThis.setTimeout = (fn, ms) => clock.add(fn, ms, 0);
 globalThis.setInterval = (fn, ms) => clock.add(fn, ms, Math.max(1, ms));
 globalThis.clearTimeout = globalThis.clearInterval = (id) => clock.timers.delete(id);
 Date.now = () => clock.now;
-globalThis.requestAnimationFrame = (fn) => fn();
 
 const { LiveSocket, CaptionView, RETRY_CAP_MS, STATUS_STALE_MS, retryDelay } = await import("/static/frontend/js/live-common.js");
 

@@ -216,6 +216,8 @@ function release() {
 
 function finished() {
   release();
+  frames.length = 0; // the server ended the meeting after the last frame: nothing is left to keep
+  stats.kept = 0;
   say("Stopped. The recording is saved and the meeting will be transcribed again in full.");
   socket.stop();
 }
