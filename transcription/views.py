@@ -7,6 +7,7 @@ from meetings.access import OWNER, VIEW
 from meetings.views import meeting_access
 
 from .forms import CaptionPreferencesForm
+from .live import conf as live_conf
 from .models import CaptionPreferences
 
 DELAYS_MS = range(80, 2401, 80)
@@ -19,7 +20,7 @@ def _preferences(user) -> CaptionPreferences:
 @require_GET
 @meeting_access(OWNER)
 def live_host(request, meeting, role):
-    context = {"meeting": meeting, "delays": DELAYS_MS, "prefs": _preferences(request.user)}
+    context = {"meeting": meeting, "delays": DELAYS_MS, "prefs": _preferences(request.user), "grace_seconds": live_conf.host_grace_seconds()}
     return render(request, "live/host.html", context)
 
 
@@ -34,6 +35,6 @@ def live_follow(request, meeting, role):
 def caption_preferences(request):
     form = CaptionPreferencesForm(request.POST, instance=_preferences(request.user))
     if not form.is_valid():
-        return JsonResponse({"errors": {k: " ".join(v) for k, v in form.errors.items()}}, status=400)
+        return JsonResponse({"errors": form.errors_by_field()}, status=400)
     form.save()
     return JsonResponse({"saved": True})

@@ -36,6 +36,8 @@ def test_a_user_signs_in_opens_a_meeting_plays_from_a_segment_and_searches(live_
     page.get_by_role("link", name=f"Ward round 00:{kidney_ms // 1000:02d}").click()
     page.wait_for_url(f"**/meetings/{meeting.pk}/?t={kidney_ms}#seg-{third.pk}")
     assert page.locator(f"#seg-{third.pk}").evaluate("el => el.classList.contains('target')")
+    page.wait_for_load_state("load")  # the browser's own move to the fragment comes last
+    assert page.evaluate("document.activeElement.id") == f"seg-{third.pk}"  # keyboard and screen reader start at the hit
     page.wait_for_function(f"Math.abs(document.getElementById('player').currentTime - {kidney_ms / 1000}) < 0.5")
 
     assert console_errors.errors == []

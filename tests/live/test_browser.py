@@ -55,7 +55,8 @@ def ncc(recorded: np.ndarray, window: np.ndarray) -> np.ndarray:
     r, w = recorded.astype(np.float64), window.astype(np.float64)
     n = 1 << int(np.ceil(np.log2(len(r) + len(w))))
     corr = np.fft.irfft(np.fft.rfft(r, n) * np.conj(np.fft.rfft(w, n)), n)[: len(r) - len(w) + 1]
-    energy = np.sqrt(np.maximum(np.convolve(r * r, np.ones(len(w)), "valid"), 0))
+    squares = np.concatenate([[0.0], np.cumsum(r * r)])  # a running sum: convolving with ones took minutes on long recordings
+    energy = np.sqrt(np.maximum(squares[len(w):] - squares[: len(r) - len(w) + 1], 0))
     return corr / (energy * np.linalg.norm(w) + 1e-9)
 
 

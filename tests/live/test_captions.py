@@ -198,3 +198,38 @@ async def test_without_a_caption_worker_the_host_is_told_in_words(shared_meeting
     assert message["code"] == "engine_unavailable" and "no caption worker answered" in message["message"]
     started = await host.receive_until(lambda m: m["type"] == "started")
     assert started["captions"] is False
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_killed_caption_worker_is_replaced_and_captions_resume(shared_meeting, owner, member, with_engine, speech_pcm, tmp_path):
+    import signal
+
+    from meetings.models import Recording
+
+    with_engine.ASR_LIVE_ENGINE = "worker"
+    env = dict(SCRIBE_ASR_MODEL_DIR=with_engine.ASR_MODEL_DIR, SCRIBE_ASR_MAX_STREAMS=2, SCRIBE_ASR_DEVICE="cpu")
+    follower = Socket(follow_path(shared_meeting), user=member)
+    await follower.connect()
+    host = Socket(host_path(shared_meeting), user=owner)
+    await host.connect()
+    half = len(speech_pcm) // 2 // 1280 * 1280
+    with caption_worker(tmp_path, name="first", **env) as first:
+        await host.send({"type": "start", "delay_ms": 480, "capture": "worker-test-capture"})
+        assert (await host.receive_until(lambda m: m["type"] == "started", timeout=60))["captions"] is True
+        await stream_speech(host, speech_pcm[:half])
+        await follower.receive_until(lambda m: m["type"] == "caption", timeout=60)
+        first.send_signal(signal.SIGKILL)  # the worker dies with the stream open
+        first.wait()
+    with caption_worker(tmp_path, name="second", **env):
+        status = await follower.receive_until(lambda m: m["type"] == "status" and "caption worker stopped" in m["engine"].get("message", ""), timeout=60)
+        assert status["host"] == "live"
+        await follower.receive_until(lambda m: m["type"] == "status" and m["engine"]["ready"] and not m["engine"].get("message"), timeout=90)
+        await stream_speech(host, speech_pcm[half:])
+        await host.send({"type": "stop"})
+        captions = await captions_until_ended(follower)
+    finals = [c for c in captions if c["final"]]
+    assert finals, "no captions after the worker was replaced"
+    stored = await Segment.objects.filter(meeting=shared_meeting, origin=Segment.Origin.LIVE).acount()
+    assert [c["seq"] for c in finals] == list(range(stored - len(finals) + 1, stored + 1))  # none lost, none twice
+    recording = await Recording.objects.aget(meeting=shared_meeting, source="live")
+    assert recording.duration_ms == len(speech_pcm) // 16  # the recording never stopped

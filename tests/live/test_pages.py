@@ -37,3 +37,17 @@ def test_caption_preferences_are_kept_per_user(client, member, owner):
     assert "theme-contrast" in page and 'data-font-size="48"' in page
     response = client.post("/live/preferences", {"font_size": 500, "lines": 4, "theme": "contrast"})
     assert response.status_code == 400 and "font_size" in response.json()["errors"]
+
+
+def test_caption_display_fields_state_their_real_limits_and_errors_name_the_field(client, member, owner):
+    meeting = services.meeting_create(owner=owner, title="Ward round")
+    services.meeting_share(meeting=meeting, by=owner, user=member, role=Sharing.Role.VIEW)
+    client.force_login(member)
+    page = client.get(f"/meetings/{meeting.pk}/live/").content.decode()
+    assert 'min="16"' in page and 'max="96"' in page and 'min="2"' in page and 'max="20"' in page
+    assert 'id="id_font_size_helptext"' in page and "From 16 to 96 pixels." in page
+    errors = client.post("/live/preferences", {"font_size": 500, "lines": 1, "theme": "contrast"}).json()["errors"]
+    assert errors["font_size"].startswith("Text size (pixels): ") and "96" in errors["font_size"]
+    assert errors["lines"].startswith("Lines shown: ") and "2" in errors["lines"]
+    member.refresh_from_db()
+    assert not hasattr(member, "caption_preferences") or member.caption_preferences.font_size != 500

@@ -35,3 +35,9 @@ def idle_close_seconds() -> int:
 def worker_open_seconds() -> int:
     """How long the host waits for a caption worker to take a new stream."""
     return _setting("LIVE_WORKER_OPEN_SECONDS", envint, "SCRIBE_LIVE_WORKER_OPEN_SECONDS", 20, minimum=1)
+
+
+def host_grace_seconds() -> int:
+    """How long a meeting stays live after its host's page went away (a reload, a crash, a long network
+    drop) before the session ends by itself. A host back within it continues the same session."""
+    return _setting("LIVE_HOST_GRACE_SECONDS", envint, "SCRIBE_LIVE_HOST_GRACE_SECONDS", 120, minimum=5)

@@ -91,11 +91,14 @@ class LiveSocket(SessionBoundSocket, AsyncWebsocketConsumer):
         status = await db(session.meeting_status)(self.meeting_id)
         live = status in (Meeting.Status.LIVE, Meeting.Status.PAUSED)
         raw = await self.redis.get(redis_key("status", self.meeting_id)) if live else None
-        if raw:
-            return json.loads(raw)
-        host = "offline" if live or status == Meeting.Status.SCHEDULED else "ended"
+        status_event = json.loads(raw) if raw else None
+        # A beat older than two beats was left by a server that died: it must not say "live" any more.
+        if status_event and (status_event["host"] == "reconnecting" or time.time() - status_event["sent_at"] < 2 * conf.status_seconds() + 1):
+            return status_event
+        # Live in the database but no host beat: its page or its server went away and may come back.
+        host = "reconnecting" if live else "offline" if status == Meeting.Status.SCHEDULED else "ended"
         seq = await db(session.final_count)(self.meeting_id)
-        return {"type": "status", "host": host, "seq": seq, "sent_at": time.time(),
+        return {"type": "status", "host": host, "seq": seq, "sent_at": time.time(), "audio_at": None,
                 "engine": {"ready": False, "last_step_age_ms": None, "lag_ms": 0, "stalled": False}}
 
     async def refuse(self, reason: str):

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 from channels.db import database_sync_to_async
+from channels.exceptions import ChannelFull
 
 from transcription import engine_host
 from transcription.segments import SegmentRules, rules_from_settings, words_pack
@@ -23,6 +24,7 @@ from .lines import Caption, LineBreaker
 
 log = logging.getLogger(__name__)
 OnEvent = Callable[[str, dict], None]
+FULL_RETRIES = 200  # 10 s of waiting for room in a caption worker's channel before a frame is dropped
 SILENT_WORKER_S = 6.0  # a caption worker reports health every second; this long without word: it is gone
 
 
@@ -234,10 +236,16 @@ class RemoteStream:
 
     async def feed(self, pcm: bytes) -> None:
         audio: WorkerAudio = {"type": "caption.audio", "stream_id": self.stream_id, "pcm": pcm}
-        try:
-            await self.layer.send(self._worker, audio)
-        except Exception:  # ChannelFull: the worker is behind; its health reports the lag
-            self._dropped += 1
+        # A page resending minutes of audio after a drop fills the worker's channel at once: wait for room
+        # (this holds up the socket's reads, so the page's own send buffer takes the rest) rather than drop.
+        for _ in range(FULL_RETRIES):
+            try:
+                return await self.layer.send(self._worker, audio)
+            except ChannelFull:
+                await asyncio.sleep(0.05)
+            except Exception:
+                break
+        self._dropped += 1
 
     async def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
         """Ask the worker to finish the stream and wait for its last lines (the worker says `closed`)."""
@@ -250,6 +258,15 @@ class RemoteStream:
             log.warning("caption worker did not finish stream %s within %ss", self.stream_id, timeout)
         finally:
             self._stop_reading()
+
+    def gone(self) -> bool:
+        """The worker has said nothing (no health, no caption) for too long: it died or lost its Redis."""
+        return self._worker is not None and time.monotonic() - self._health_at > SILENT_WORKER_S
+
+    def abandon(self) -> None:
+        """Stop listening to a worker that is gone; nothing is sent to it any more."""
+        self._stop_reading()
+        self._worker = None
 
     def health(self) -> EngineHealth:
         health = dict(self._health)

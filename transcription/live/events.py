@@ -29,6 +29,7 @@ class CaptionEvent(TypedDict):
     start_ms: int
     end_ms: int
     sent_at: float  # server wall clock (s) when the engine emitted it, to show caption lag
+    late: NotRequired[bool]  # made from audio the host page resent after a connection drop
 
 
 class EngineHealth(TypedDict):
@@ -41,10 +42,12 @@ class EngineHealth(TypedDict):
 
 class StatusEvent(TypedDict):
     type: Literal["status"]
-    host: Literal["live", "paused", "ended", "offline"]
+    host: Literal["live", "paused", "reconnecting", "ended", "offline"]  # reconnecting: the host's page is gone, within the grace
     seq: int  # the last final's seq, so a follower can see it missed something
     engine: EngineHealth
     sent_at: float
+    audio: NotRequired[bool]  # the host's audio is arriving now; a status goes out within a second of it changing
+    audio_at: NotRequired[float | None]  # server wall clock (s) of the last audio frame
 
 
 class ErrorEvent(TypedDict):

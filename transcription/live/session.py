@@ -102,10 +102,17 @@ def host_set_status(*, meeting_id: int, status: str) -> None:
     Meeting.objects.filter(pk=meeting_id).update(status=status)
 
 
-def host_final(*, meeting_id: int, text: str, start_ms: int, end_ms: int, model_version: str = "", words: list | None = None) -> Segment:
-    meeting = Meeting.objects.get(pk=meeting_id)
-    return segment_append(meeting=meeting, text=text, start_ms=start_ms, end_ms=end_ms, origin=Segment.Origin.LIVE,
-                          model_version=model_version, words=words or [])
+def host_final(*, meeting_id: int, text: str, start_ms: int, end_ms: int, model_version: str = "", words: list | None = None) -> int:
+    """Store a final caption with its words' times; returns its seq (its position among the meeting's live segments).
+
+    The seq is counted under the meeting's row lock, not by the consumer: during a takeover an old
+    host socket may still be flushing its last words while the new one captions, and both must not
+    hand out the same number."""
+    with transaction.atomic():
+        meeting = Meeting.objects.select_for_update().get(pk=meeting_id)
+        segment_append(meeting=meeting, text=text, start_ms=start_ms, end_ms=end_ms, origin=Segment.Origin.LIVE,
+                       model_version=model_version, words=words or [])
+        return final_count(meeting_id)
 
 
 def recording_saved(*, recording_id: int, data_bytes: int, final: bool) -> None:
@@ -131,6 +138,14 @@ def host_end(*, meeting_id: int) -> None:
     with transaction.atomic():
         Meeting.objects.filter(pk=meeting_id).update(status=Meeting.Status.PROCESSING, ended_at=timezone.now())
         queue_reprocessing(Meeting.objects.get(pk=meeting_id))
+
+
+def host_end_if_live(*, meeting_id: int) -> bool:
+    """End a session whose host did not come back within the grace; False if it already left live."""
+    if meeting_status(meeting_id) not in (Meeting.Status.LIVE, Meeting.Status.PAUSED):
+        return False
+    host_end(meeting_id=meeting_id)
+    return True
 
 
 def replay_finals(*, meeting_id: int, after_seq: int) -> list[dict]:

@@ -6,14 +6,14 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from . import session
+from . import conf, session
 from .consumers import redis_key
 from .events import StatusEvent, group_name
 
-NO_HOST_FOR_S = 300  # a host reconnecting after a network drop or a laptop lid comes back well within this
-
-
-def end_abandoned_meetings(idle_s: int = NO_HOST_FOR_S) -> list[int]:
+def end_abandoned_meetings(idle_s: int | None = None) -> list[int]:
+    """Meetings whose host has been gone (no host socket, no audio) longer than the grace, e.g. after the
+    server that would have ended them was restarted."""
+    idle_s = conf.host_grace_seconds() if idle_s is None else idle_s
     client = redis.Redis.from_url(settings.REDIS_URL)
     try:
         ended = session.end_abandoned_sessions(host_present=lambda pk: bool(client.exists(redis_key("host", pk))), idle_s=idle_s)

@@ -13,17 +13,39 @@ const socket = new LiveSocket(root.dataset.socketPath, {
     else if (m.type === "replay") {
       view.replay(m.captions);
       if (m.more) socket.send({ type: "hello", last_seq: view.lastSeq });
-    } else if (m.type === "status") view.hostStatus(m);
+    } else if (m.type === "status") {
+      view.hostStatus(m);
+      checkSeq(m);
+    }
     else if (m.type === "error") view.interrupt(m.message);
   },
   close(event, final) {
     if (final) view.interrupt(event.code === 4401 ? "You are signed out. Sign in again to follow captions." : "You can no longer follow this meeting's captions.");
-    else view.interrupt("Captions interrupted: the connection was lost. Reconnecting…");
+    else view.connection("reconnecting");
   },
-  silent() {
-    view.interrupt("Captions interrupted: the connection went quiet. Reconnecting…");
+  state(state) {
+    if (state !== "open") return;
+    view.interrupt(null); // a refusal after this still arrives, as an error and a final close
+    view.connection("open");
   },
 });
+// A final lost on its way (the server's Redis restarted while this socket stayed open) shows as a gap
+// in seq, or as a status seq ahead of ours; the server is asked again, at most once a second.
+let askedAt = 0;
+function askForMissed(lastSeq) {
+  if (Date.now() - askedAt < 1000) return;
+  askedAt = Date.now();
+  socket.send({ type: "hello", last_seq: lastSeq });
+}
+let gapSeen = 0;
+function checkSeq(status) {
+  if (!(status.seq > view.lastSeq)) return (gapSeen = 0);
+  // A final and a status may cross; a gap that outlives one status (or the end) is real.
+  if (status.host === "ended" || (gapSeen && view.lastSeq < gapSeen)) askForMissed(view.lastSeq);
+  gapSeen = status.seq;
+}
+view.onGap = askForMissed;
+
 socket.connect();
 
 // Display settings apply at once and are saved for next time.

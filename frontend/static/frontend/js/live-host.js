@@ -7,21 +7,35 @@ const view = new CaptionView(root);
 const el = (id) => document.getElementById(id);
 const [startButton, pauseButton, stopButton] = [el("start"), el("pause"), el("stop")];
 const deviceSelect = el("device");
-const MAX_BACKLOG = 750; // frames kept while offline: 60 s of audio
+const FRAME_MS = 80;
+const MAX_KEPT = (15 * 60 * 1000) / FRAME_MS; // frames kept unconfirmed: 15 minutes of audio, 29 MB
+const WARN_KEPT = (12 * 60 * 1000) / FRAME_MS; // the host is warned three minutes before that
+const MAX_IN_FLIGHT = 256 * 1024; // bytes handed to the socket but not yet on the wire
 
 let audio = null; // {context, stream, node}
-let streaming = false; // the server has started the session
+let streaming = false; // the server has started the session on the current socket
 let paused = false;
 let ending = false;
-const backlog = [];
+let overflowed = false;
+// Every captured frame is numbered within this page's capture and kept until the server confirms it.
+const capture = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+const frames = []; // {seq, pcm}, oldest first
+let nextSeq = 1;
+let sentUpTo = 0; // the last seq handed to the current socket
+let pumpTimer = null;
+let resumeOffered = false;
+let resumed = false; // this capture has been started on the server before: a later start is a resume
+// Read by monitoring and by the fault-injection tests: what this page captured and still keeps.
+const stats = (root.liveStats = { captured: 0, kept: 0, firstAt: null, lastAt: null, maxKeptMs: MAX_KEPT * FRAME_MS });
 
 function say(text) {
   el("capture-status").textContent = text;
 }
-function fail(text) {
+function fail(text, kind = "") {
   const box = el("capture-error");
   box.hidden = !text;
-  box.textContent = text || "";
+  box.dataset.kind = text ? kind : "";
+  if (box.textContent !== (text || "")) box.textContent = text || "";
 }
 
 const MIC_ERRORS = {
@@ -68,45 +82,119 @@ async function openMicrophone() {
 
 function frame({ pcm, level }) {
   el("level").value = Math.min(1, level * 4);
-  if (!streaming && !ending) return backlog.length < MAX_BACKLOG && !paused && audio && backlog.push(pcm);
-  if (paused || ending) return;
-  if (socket.open && backlog.length === 0) socket.ws.send(pcm);
-  else if (backlog.length < MAX_BACKLOG) backlog.push(pcm);
+  if (paused || ending || !audio) return;
+  if (frames.length >= MAX_KEPT) {
+    overflowed = true; // keep the oldest: what is kept arrives whole, with its gap said in words
+    return warnBacklog();
+  }
+  frames.push({ seq: nextSeq++, pcm });
+  Object.assign(stats, { captured: nextSeq - 1, kept: frames.length, lastAt: Date.now() });
+  stats.firstAt ??= stats.lastAt;
+  if (frames.length === WARN_KEPT) warnBacklog();
+  pump();
 }
 
-function flush() {
-  while (backlog.length && socket.open) socket.ws.send(backlog.shift());
+/** Send what the server has not got yet, oldest first, without piling more than a little into the socket. */
+function pump() {
+  clearTimeout(pumpTimer);
+  pumpTimer = null;
+  if (!streaming) return;
+  let i = frames.findIndex((f) => f.seq > sentUpTo);
+  if (i < 0) return;
+  for (; i < frames.length; i++) {
+    if (socket.buffered > MAX_IN_FLIGHT) {
+      pumpTimer = setTimeout(pump, 50);
+      return;
+    }
+    const f = frames[i];
+    if (f.seq !== sentUpTo + 1) socket.send({ type: "frames", seq: f.seq, late: 0 }); // a gap the page could not keep
+    if (!socket.sendBinary(f.pcm)) return;
+    sentUpTo = f.seq;
+  }
+}
+
+/** The server has these frames in the recording: they need not be kept any more. */
+function acked(seq) {
+  let n = 0;
+  while (n < frames.length && frames[n].seq <= seq) n++;
+  if (n) frames.splice(0, n);
+  stats.kept = frames.length;
+  if (frames.length < WARN_KEPT && !overflowed && el("capture-error").dataset.kind === "backlog") fail(null);
+}
+
+function keptSeconds() {
+  return Math.round((frames.length * FRAME_MS) / 1000);
+}
+
+function warnBacklog() {
+  const minutes = Math.round((MAX_KEPT * FRAME_MS) / 60000);
+  const text = overflowed
+    ? `The connection has been down for over ${minutes} minutes: this page is keeping the first ${minutes} minutes and no longer keeping newer audio. Check the network connection.`
+    : `The connection has been down for ${Math.round(keptSeconds() / 60)} minutes. This page keeps up to ${minutes} minutes of audio; after that newer audio is not kept. Check the network connection.`;
+  fail(text, "backlog");
+}
+
+function started(m) {
+  streaming = true;
+  acked(m.acked || 0);
+  sentUpTo = frames.length ? frames[0].seq - 1 : nextSeq - 1;
+  // After a drop, everything kept now was captured while the page could not send: its captions are late.
+  // (At the first start it is only the audio of the moments the engine took to open.)
+  socket.send({ type: "frames", seq: sentUpTo + 1, late: resumed ? frames.length : 0 });
+  resumed = true;
+  if (ending) return sendStop();
+  say(paused ? "Paused." : "Live: your audio is being captioned and recorded.");
+  if (paused) socket.send({ type: "pause" });
+  pump();
+}
+
+function sendStart() {
+  // `ending`: Stop was pressed; if the server already ended the meeting it says so instead of starting again.
+  socket.send({ type: "start", delay_ms: Number(el("delay").value), capture, ending });
+}
+
+/** Stop goes after the last kept frame, so the recording and the captions end with the last word. */
+function sendStop() {
+  if (!streaming) return; // sent again once reconnected
+  if (frames.length && frames[frames.length - 1].seq > sentUpTo) {
+    pump();
+    return setTimeout(sendStop, 100);
+  }
+  socket.send({ type: "stop" });
 }
 
 const socket = new LiveSocket(root.dataset.socketPath, {
   open() {
-    // A reconnect resumes the same session: the server appends to the same recording.
-    if (audio && !ending) socket.send({ type: "start", delay_ms: Number(el("delay").value) });
+    // A reconnect resumes the same session: the server appends to the same recording from the first frame it lacks.
+    if (audio) sendStart();
   },
   message(m) {
-    if (m.type === "started") {
-      streaming = true;
-      say(paused ? "Paused." : "Live: your audio is being captioned and recorded.");
-      if (paused) socket.send({ type: "pause" });
-      flush();
-    } else if (m.type === "caption") view.caption(m, socket.offsetMs);
+    if (m.type === "started") started(m);
+    else if (m.type === "ack") acked(m.seq);
+    else if (m.type === "caption") view.caption(m, socket.offsetMs);
     else if (m.type === "status") {
       view.hostStatus(m);
       showEngine(m.engine);
+      offerResume(m);
     } else if (m.type === "error") fail(m.message);
     else if (m.type === "stopping") say("Finishing the last captions…");
     else if (m.type === "ended") finished();
   },
   close(event, final) {
     streaming = false;
-    if (ending) return;
     if (final) {
       fail(event.code === 4409 ? "This meeting is now streamed from another window; this one has stopped." : "You are signed out or no longer own this meeting. Sign in again.");
       release();
-    } else if (audio) say("Connection to the server lost. Reconnecting; your audio is kept and sent when the connection is back.");
+    } else if (audio || ending) {
+      say("Connection to the server lost. Reconnecting by itself; your audio is kept and sent when the connection is back.");
+    }
+    view.connection("reconnecting");
+  },
+  state(state) {
+    if (state === "open") view.connection("open");
   },
   silent() {
-    say("The server stopped answering (the connection is half-open). Reconnecting…");
+    say("The server stopped answering. Reconnecting by itself; your audio is kept and sent when the connection is back.");
   },
 });
 
@@ -128,11 +216,14 @@ function release() {
 
 function finished() {
   release();
+  frames.length = 0; // the server ended the meeting after the last frame: nothing is left to keep
+  stats.kept = 0;
   say("Stopped. The recording is saved and the meeting will be transcribed again in full.");
   socket.stop();
 }
 
-startButton.addEventListener("click", async () => {
+async function startCapture() {
+  if (audio) return;
   fail(null);
   say("Opening the microphone…");
   try {
@@ -145,9 +236,25 @@ startButton.addEventListener("click", async () => {
   pauseButton.disabled = stopButton.disabled = false;
   ending = false;
   say("Connecting…");
-  socket.send({ type: "start", delay_ms: Number(el("delay").value) }); // or, if not yet open, on open
+  sendStart(); // or, if not yet open, on open
+}
 
-});
+/** A reloaded page finds its meeting waiting for it: continue at once where the browser allows it. */
+async function offerResume(status) {
+  if (resumeOffered || audio || ending || !["reconnecting", "live", "paused"].includes(status.host)) return;
+  resumeOffered = true;
+  const grace = Math.round(Number(root.dataset.graceSeconds || 120) / 60);
+  say(`This meeting is live and waiting for you. Press “Start live captions” within ${grace} minutes of leaving to continue the same session.`);
+  const permission = await navigator.permissions?.query({ name: "microphone" }).catch(() => null);
+  if (permission?.state !== "granted") return;
+  await startCapture();
+  if (audio?.context.state === "suspended") {
+    release();
+    say(`This meeting is live and waiting for you. Press “Start live captions” to continue the same session.`);
+  }
+}
+
+startButton.addEventListener("click", startCapture);
 
 pauseButton.addEventListener("click", () => {
   paused = !paused;
@@ -158,10 +265,16 @@ pauseButton.addEventListener("click", () => {
 
 stopButton.addEventListener("click", () => {
   ending = true;
-  flush();
+  sendStop();
   say("Stopping: the last words are being captioned…");
-  socket.send({ type: "stop" });
   pauseButton.disabled = stopButton.disabled = true;
+});
+
+// Leaving or reloading while live would cut the meeting's captions: the browser asks first.
+window.addEventListener("beforeunload", (event) => {
+  if (!audio && !frames.length) return;
+  event.preventDefault();
+  event.returnValue = "";
 });
 
 socket.connect();

@@ -72,7 +72,8 @@ const startMs = root?.dataset.startMs;
 if (startMs) {
   const target = location.hash ? document.querySelector(location.hash) : null;
   target?.classList.add("target");
-  target?.querySelector(".timestamp")?.focus();
+  // Focusable (tabindex -1) so that the browser's own move to the fragment lands on the hit, not the body.
+  target?.focus();
   seek(Number(startMs), { play: false });
   highlight(Number(startMs));
 }

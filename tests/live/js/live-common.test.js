@@ -1,0 +1,286 @@
+// Unit tests of the live pages' connection state machine and status line, run in Chromium by
+// tests/live/test_live_common_js.py. Time is a fake clock (timers run only when a test advances it)
+// and sockets are fakes the test opens, closes and talks through.
+const clock = {
+  now: 1_000_000,
+  timers: new Map(),
+  nextId: 1,
+  add(fn, ms, every) {
+    const id = this.nextId++;
+    this.timers.set(id, { fn, at: this.now + Math.max(0, ms || 0), every });
+    return id;
+  },
+  /** Advance by `ms`, running every timer that falls due, in time order. */
+  tick(ms) {
+    const end = this.now + ms;
+    for (;;) {
+      let next = null;
+      for (const [id, t] of this.timers) if (t.at <= end && (!next || t.at < next[1].at)) next = [id, t];
+      if (!next) break;
+      const [id, t] = next;
+      this.now = t.at;
+      if (t.every) t.at += t.every;
+      else this.timers.delete(id);
+      t.fn();
+    }
+    this.now = end;
+  },
+};
+globalThis.setTimeout = (fn, ms) => clock.add(fn, ms, 0);
+globalThis.setInterval = (fn, ms) => clock.add(fn, ms, Math.max(1, ms));
+globalThis.clearTimeout = globalThis.clearInterval = (id) => clock.timers.delete(id);
+Date.now = () => clock.now;
+
+const { LiveSocket, CaptionView, RETRY_CAP_MS, STATUS_STALE_MS, retryDelay } = await import("/static/frontend/js/live-common.js");
+
+class FakeSocket {
+  static all = [];
+  constructor(url) {
+    Object.assign(this, { url, readyState: 0, sent: [], closedWith: null, binaryType: "" });
+    FakeSocket.all.push(this);
+  }
+  static get last() {
+    return FakeSocket.all[FakeSocket.all.length - 1];
+  }
+  send(data) {
+    this.sent.push(data);
+  }
+  close(code) {
+    this.readyState = 3;
+    this.closedWith = code ?? null;
+  }
+  accept() {
+    this.readyState = 1;
+    this.onopen?.();
+  }
+  say(message) {
+    this.onmessage?.({ data: JSON.stringify(message) });
+  }
+  drop(code = 1006) {
+    this.readyState = 3;
+    this.onclose?.({ code });
+  }
+  fail() {
+    this.onerror?.({});
+    this.drop(1006);
+  }
+}
+
+function assert(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+function setUp(handlers = {}) {
+  FakeSocket.all = [];
+  clock.timers.clear();
+  const net = new EventTarget();
+  const log = [];
+  const socket = new LiveSocket("/ws/test", {
+    ...handlers,
+    state: (state, reason) => log.push(reason ? `${state}:${reason}` : state),
+    close: (event, final) => log.push(`close:${final ? "final" : "retry"}:${event.reason}`),
+  }, { WebSocket: FakeSocket, random: () => 0.5, target: net });
+  socket.connect();
+  return { socket, net, log };
+}
+
+/** Advance until a new socket is made (an attempt) or `limitMs` passes; returns the wait. */
+function waitForAttempt(limitMs = 60_000) {
+  const before = FakeSocket.all.length;
+  let waited = 0;
+  while (FakeSocket.all.length === before && waited < limitMs) {
+    clock.tick(50);
+    waited += 50;
+  }
+  assert(FakeSocket.all.length > before, `no reconnect attempt within ${limitMs} ms`);
+  return waited;
+}
+
+const tests = {};
+const test = (name, fn) => (tests[name] = fn);
+
+test("it connects, opens and pings", () => {
+  const { socket, log } = setUp();
+  assert(socket.state === "connecting", socket.state);
+  FakeSocket.last.accept();
+  assert(socket.state === "open" && socket.open, socket.state);
+  assert(JSON.parse(FakeSocket.last.sent[0]).type === "ping", "no ping on open");
+  clock.tick(4000);
+  assert(FakeSocket.last.sent.filter((m) => JSON.parse(m).type === "ping").length >= 2, "pings stop");
+  assert(log.join() === "connecting,open", log.join());
+});
+
+test("a silence longer than the heartbeat reconnects and keeps trying", () => {
+  // The old beat() forgot the socket before calling its close handler, which then skipped the retry.
+  const { socket, log } = setUp();
+  FakeSocket.last.accept();
+  clock.tick(6000); // the server says nothing: a half-open socket
+  assert(log.includes("reconnecting:silent"), log.join());
+  const dead = FakeSocket.all[0];
+  assert(dead.readyState === 3, "the half-open socket is not closed");
+  assert(FakeSocket.all.length === 2, "no reconnect attempt after the silence");
+  for (let i = 0; i < 30; i++) {
+    FakeSocket.last.fail();
+    assert(waitForAttempt(RETRY_CAP_MS + 100) <= RETRY_CAP_MS + 50, "a retry waited longer than the cap");
+  }
+  assert(socket.state === "reconnecting", socket.state);
+  FakeSocket.last.accept();
+  assert(socket.state === "open", "it did not come back after 30 failed attempts");
+});
+
+test("a dropped connection retries with backoff that grows to the cap and resets after success", () => {
+  const { socket } = setUp();
+  FakeSocket.last.accept();
+  const waits = [];
+  for (let i = 0; i < 8; i++) {
+    FakeSocket.last.drop(1006);
+    waits.push(waitForAttempt());
+  }
+  assert(waits[0] < waits[3], `no backoff: ${waits}`);
+  assert(Math.max(...waits) <= RETRY_CAP_MS, `over the cap: ${waits}`);
+  FakeSocket.last.accept();
+  FakeSocket.last.drop(1006);
+  assert(waitForAttempt() <= waits[0] + 50, "backoff not reset by a successful connection");
+  assert(socket.state === "reconnecting");
+});
+
+test("an error followed by a close schedules one retry, not two", () => {
+  setUp();
+  FakeSocket.last.accept();
+  FakeSocket.last.fail();
+  clock.tick(RETRY_CAP_MS);
+  assert(FakeSocket.all.length === 2, `${FakeSocket.all.length} sockets`);
+});
+
+test("an attempt that hangs is given up and retried", () => {
+  const { log } = setUp();
+  FakeSocket.last.accept();
+  FakeSocket.last.drop();
+  waitForAttempt();
+  waitForAttempt(10_000); // the new attempt never opens nor fails: a black-holed network
+  assert(log.includes("close:retry:timeout"), log.join());
+});
+
+test("refusals for good are not retried", () => {
+  for (const code of [4401, 4403, 4409]) {
+    const { socket, log } = setUp();
+    FakeSocket.last.accept();
+    FakeSocket.last.drop(code);
+    clock.tick(60_000);
+    assert(FakeSocket.all.length === 1 && socket.state === "closed", `code ${code} retried`);
+    assert(log.includes("close:final:close"), log.join());
+  }
+});
+
+test("a page that stops never reconnects, not even when the network returns", () => {
+  const { socket, net } = setUp();
+  FakeSocket.last.accept();
+  socket.stop();
+  assert(FakeSocket.last.closedWith === 1000, "not closed normally");
+  net.dispatchEvent(new Event("offline"));
+  net.dispatchEvent(new Event("online"));
+  clock.tick(60_000);
+  assert(FakeSocket.all.length === 1 && socket.state === "closed", socket.state);
+});
+
+test("going offline drops the socket at once and coming online retries at once", () => {
+  const { socket, net, log } = setUp();
+  FakeSocket.last.accept();
+  for (let i = 0; i < 5; i++) {
+    net.dispatchEvent(new Event("offline"));
+    clock.tick(RETRY_CAP_MS); // attempts while offline fail
+    FakeSocket.last.fail();
+  }
+  assert(log.includes("reconnecting:offline"), log.join());
+  const before = FakeSocket.all.length;
+  net.dispatchEvent(new Event("online"));
+  assert(FakeSocket.all.length === before + 1, "no immediate attempt when the network came back");
+  FakeSocket.last.accept();
+  assert(socket.state === "open");
+});
+
+test("retry waits are jittered within the upper half of a capped exponential", () => {
+  assert(retryDelay(0, () => 0) === 125 && retryDelay(0, () => 1) === 250, `${retryDelay(0, () => 0)}`);
+  assert(retryDelay(30, () => 0) === RETRY_CAP_MS / 2 && retryDelay(30, () => 1) === RETRY_CAP_MS, "cap");
+});
+
+function statusView() {
+  const root = document.getElementById("live");
+  root.querySelector("#caption-log").replaceChildren();
+  clock.timers.clear();
+  const view = new CaptionView(root);
+  const changes = [];
+  new MutationObserver((records) => records.forEach(() => changes.push(view.status.textContent))).observe(view.status, { childList: true, characterData: true, subtree: true });
+  return { view, changes, flush: () => new Promise((resolve) => queueMicrotask(resolve)) };
+}
+
+test("the status is never live without audio, and says so once", async () => {
+  const { view, changes, flush } = statusView();
+  view.hostStatus({ host: "live", audio: true, engine: { ready: true } });
+  view.caption({ final: false, seq: 0, text: "good mor", sent_at: clock.now / 1000 - 0.1 });
+  assert(view.status.textContent === "The host is live." && view.lag.textContent, "not live with audio");
+  view.hostStatus({ host: "live", audio: false, engine: { ready: true } });
+  assert(view.status.textContent.startsWith("No audio is arriving"), view.status.textContent);
+  assert(!view.lag.textContent && !view.partial.textContent, "a lag figure or partial line stays while no audio arrives");
+  clock.tick(10_000);
+  await flush();
+  assert(changes.length === 2, `status written ${changes.length} times: ${changes}`);
+  view.hostStatus({ host: "live", audio: true, engine: { ready: true } });
+  clock.tick(STATUS_STALE_MS + 500); // no word from the server since: it is not trusted to be live
+  assert(view.status.dataset.host === "silent", view.status.dataset.host);
+});
+
+test("the follower's own lost connection and the host's reconnecting are said in words", () => {
+  const { view } = statusView();
+  view.hostStatus({ host: "live", audio: true });
+  view.connection("reconnecting");
+  assert(view.status.textContent.startsWith("Connection to the server lost"), view.status.textContent);
+  view.connection("open");
+  view.hostStatus({ host: "reconnecting", audio: false });
+  assert(view.status.textContent.startsWith("The host is reconnecting"), view.status.textContent);
+});
+
+test("the end clears stale lines and late captions are marked", () => {
+  const { view } = statusView();
+  view.hostStatus({ host: "live", audio: true, engine: { ready: true, stalled: true } });
+  view.caption({ final: true, seq: 1, text: "spoken in the outage", late: true, sent_at: 0 });
+  view.caption({ final: false, seq: 1, text: "and aft", sent_at: clock.now / 1000 });
+  assert(!view.interrupted.hidden, "a stalled engine is not said");
+  assert(view.log.querySelector(".late .late-mark")?.textContent === "Late: ", view.log.innerHTML);
+  view.hostStatus({ host: "ended", audio: false });
+  assert(view.interrupted.hidden && !view.lag.textContent && !view.partial.textContent, "stale lines stay after the end");
+  assert(view.status.textContent.startsWith("The meeting has ended"), view.status.textContent);
+});
+
+test("a final lost on its way is asked for and lines stay in spoken order", () => {
+  const { view } = statusView();
+  const asked = [];
+  view.onGap = (lastSeq) => asked.push(lastSeq);
+  const final = (seq) => ({ final: true, seq, text: `line ${seq}`, sent_at: 0 });
+  view.caption(final(1));
+  view.caption(final(3)); // 2 was lost
+  view.caption(final(4));
+  assert(asked[0] === 1, `asked ${asked}`);
+  view.replay([final(2), final(3)]);
+  const shown = [...view.log.querySelectorAll(".caption-line")].map((l) => Number(l.dataset.seq));
+  assert(shown.join() === "1,2,3,4", shown.join());
+});
+
+test("jump to live keeps keyboard focus on the controls", () => {
+  const { view } = statusView();
+  view.setScrollPaused(true);
+  view.jumpButton.focus();
+  view.jumpButton.click();
+  assert(view.jumpButton.hidden && document.activeElement === view.pauseButton, document.activeElement?.id);
+});
+
+window.liveTests = Object.keys(tests);
+window.runLiveTest = async (name) => {
+  try {
+    await tests[name]();
+    return "ok";
+  } catch (err) {
+    return `${err.message}\n${err.stack}`;
+  }
+};
+window.liveTestsReady = true;
