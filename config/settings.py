@@ -142,7 +142,7 @@ LIVE_CHANNEL_LAYER = envstr("SCRIBE_LIVE_CHANNEL_LAYER", "live")
 CELERY_BROKER_URL = envstr("SCRIBE_CELERY_BROKER_URL", "redis://127.0.0.1:6379/1")
 # Results are kept only where a chord needs them (reprocessing's transcription and speaker separation,
 # which run side by side before the store stage): the chord counts them here.
-CELERY_RESULT_BACKEND = envstr("SCRIBE_CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
+CELERY_RESULT_BACKEND = envstr("SCRIBE_CELERY_RESULT_BACKEND") or CELERY_BROKER_URL
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
