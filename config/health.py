@@ -54,7 +54,15 @@ def check_engine() -> dict:
     }
 
 
-CHECKS = {"database": check_database, "redis": check_redis, "engine": check_engine, "celery": check_celery}
+def check_model() -> dict:
+    """A speech model is active and on disk; without one no caption or transcript can be made."""
+    from transcription.engine_host import speech_model_ready
+
+    return {"ok": speech_model_ready()}
+
+
+CHECKS = {"database": check_database, "redis": check_redis, "model": check_model, "engine": check_engine,
+          "celery": check_celery}
 
 
 def run_checks(parts=CHECKS) -> dict[str, dict]:

@@ -81,6 +81,13 @@ def _registry_choice() -> ModelChoice:
     return ModelChoice(path=settings.ASR_MODEL_DIR, name=Path(settings.ASR_MODEL_DIR).name)
 
 
+def speech_model_ready() -> bool:
+    """Whether a speech model is chosen (active in the registry, or set in the environment) and its folder
+    is there: without one, live captions cannot start and recordings cannot be transcribed."""
+    path = _registry_choice().path
+    return bool(path) and os.path.isfile(os.path.join(path, "config.json"))
+
+
 def model_choice(max_age_s: float | None = None) -> ModelChoice:
     """The model to serve, read from the registry at most every `max_age_s` (default ACTIVE_RECHECK_S) seconds."""
     global _choice_cache

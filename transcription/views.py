@@ -6,6 +6,7 @@ from django.views.decorators.http import require_GET, require_POST
 from meetings.access import OWNER, VIEW
 from meetings.views import meeting_access
 
+from .engine_host import speech_model_ready
 from .forms import CaptionPreferencesForm
 from .live import conf as live_conf
 from .models import CaptionPreferences
@@ -20,7 +21,8 @@ def _preferences(user) -> CaptionPreferences:
 @require_GET
 @meeting_access(OWNER)
 def live_host(request, meeting, role):
-    context = {"meeting": meeting, "delays": DELAYS_MS, "prefs": _preferences(request.user), "grace_seconds": live_conf.host_grace_seconds()}
+    context = {"meeting": meeting, "delays": DELAYS_MS, "prefs": _preferences(request.user),
+               "grace_seconds": live_conf.host_grace_seconds(), "model_ready": speech_model_ready()}
     return render(request, "live/host.html", context)
 
 

@@ -29,3 +29,11 @@ def query_with(request, **changes) -> str:
     for key, value in changes.items():
         params[key] = value
     return params.urlencode()
+
+
+@register.simple_tag
+def speech_model_ready() -> bool:
+    """Whether a speech model is installed: pages warn before someone starts work that needs one."""
+    from transcription.engine_host import speech_model_ready as ready
+
+    return ready()

@@ -13,8 +13,14 @@ def worker(tmp_path_factory, django_db_blocker):
         yield proc
 
 
+@pytest.fixture
+def speech_model(settings, tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    settings.ASR_MODEL_DIR = str(tmp_path)
+
+
 # First in the file: the module's worker starts with the first test that asks for it.
-def test_it_names_celery_when_no_worker_answers(client):
+def test_it_names_celery_when_no_worker_answers(client, speech_model):
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["failing"] == ["celery"]
@@ -30,13 +36,20 @@ def test_a_caller_can_ask_for_only_the_parts_it_needs(client):
     assert response.status_code == 400 and response.json()["unknown_parts"] == ["everything"]
 
 
-def test_it_is_ok_when_database_redis_and_a_worker_answer(client, worker):
+def test_it_is_ok_when_database_redis_a_model_and_a_worker_answer(client, worker, speech_model):
     response = client.get("/healthz")
     assert response.status_code == 200, response.json()
     body = response.json()
     assert body["status"] == "ok" and body["failing"] == []
-    assert {name for name, part in body["checks"].items() if part["ok"]} == {"database", "redis", "engine", "celery"}
+    assert {name for name, part in body["checks"].items() if part["ok"]} == {"database", "redis", "model", "engine", "celery"}
     assert body["checks"]["celery"]["workers"] >= 1
+
+
+def test_it_names_the_missing_speech_model(client, worker, settings):
+    settings.ASR_MODEL_DIR = ""
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["failing"] == ["model"]
 
 
 def test_it_names_redis_when_redis_is_unreachable(client, settings, worker):
@@ -47,7 +60,7 @@ def test_it_names_redis_when_redis_is_unreachable(client, settings, worker):
     assert response.json()["checks"]["database"]["ok"] is True
 
 
-def test_it_names_the_engine_when_an_engine_host_cannot_serve(client, worker):
+def test_it_names_the_engine_when_an_engine_host_cannot_serve(client, worker, speech_model):
     publish_engine("test-host:1", {"serving": False, "active_streams": 0, "capacity": 0, "failure": "model folder missing"})
     try:
         response = client.get("/healthz")
@@ -60,7 +73,7 @@ def test_it_names_the_engine_when_an_engine_host_cannot_serve(client, worker):
         redis_client().delete(key("engine", "test-host:1"))
 
 
-def test_it_needs_no_login_and_shows_no_paths_or_names(client, worker, settings):
+def test_it_needs_no_login_and_shows_no_paths_or_names(client, worker, settings, speech_model):
     response = client.get("/healthz")
     text = response.content.decode()
     assert response.status_code == 200

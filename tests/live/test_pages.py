@@ -51,3 +51,25 @@ def test_caption_display_fields_state_their_real_limits_and_errors_name_the_fiel
     assert errors["lines"].startswith("Lines shown: ") and "2" in errors["lines"]
     member.refresh_from_db()
     assert not hasattr(member, "caption_preferences") or member.caption_preferences.font_size != 500
+
+
+def test_without_a_speech_model_start_is_disabled_and_only_staff_are_told_where_to_install_one(client, owner, settings, tmp_path):
+    settings.ASR_MODEL_DIR = ""
+    meeting = services.meeting_create(owner=owner, title="Ward round")
+    client.force_login(owner)
+    page = client.get(f"/meetings/{meeting.pk}/live/host").content.decode()
+    assert "no speech model is installed" in page and '<button type="button" id="start" disabled' in page
+    assert "Ask your administrator" in page and "/console/" not in page
+    detail = client.get(f"/meetings/{meeting.pk}/").content.decode()
+    assert "cannot be transcribed" in detail and "/console/models/" not in detail  # the upload is warned
+
+    owner.is_staff = True
+    owner.save()
+    page = client.get(f"/meetings/{meeting.pk}/live/host").content.decode()
+    assert "/console/models/" in page and "Ask your administrator" not in page
+
+    (tmp_path / "config.json").write_text("{}")
+    settings.ASR_MODEL_DIR = str(tmp_path)
+    page = client.get(f"/meetings/{meeting.pk}/live/host").content.decode()
+    assert "no speech model is installed" not in page and '<button type="button" id="start">' in page
+    assert "cannot be transcribed" not in client.get(f"/meetings/{meeting.pk}/").content.decode()

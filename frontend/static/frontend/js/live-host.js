@@ -210,7 +210,7 @@ function release() {
   audio?.stream.getTracks().forEach((t) => t.stop());
   audio?.context.close();
   audio = null;
-  startButton.disabled = false;
+  startButton.disabled = el("live").dataset.modelReady !== "1"; // no speech model: nothing could caption
   pauseButton.disabled = stopButton.disabled = true;
 }
 
