@@ -125,6 +125,20 @@ def _speaker_restrictions(filters: SearchFilters) -> list[Q]:
     return restrictions
 
 
+def people_for_search(user) -> list[tuple[str, str]]:
+    """(key, name) of the people linked to speakers in meetings the user can see, for the person filter.
+    Keys are "u<user id>" or "p<person id>"; read through the speakers' reverse `identity` relation."""
+    rows = (Speaker.objects.filter(meeting__in=meetings_visible_to(user).values("pk"), identity__isnull=False)
+            .values_list("identity__user_id", "identity__person_id", "identity__name").order_by("identity__name").distinct())
+    seen, people = set(), []
+    for user_id, person_id, name in rows:
+        key = f"u{user_id}" if user_id else f"p{person_id}"
+        if key not in seen:
+            seen.add(key)
+            people.append((key, name))
+    return people
+
+
 def _person_speakers(key: str):
     """Speakers linked to one person ("u<user id>" or "p<person id>") in any meeting: the known-voices
     filter. Read through the speaker's reverse `identity` relation, so search needs no import of voices."""

@@ -12,7 +12,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from voices.selectors import people_for_search
 
 from . import exports, services
 from .access import EDIT, OWNER, VIEW, MeetingAccessDenied, allows, get_meeting_for_user, meetings_visible_to
@@ -20,7 +19,7 @@ from .audit import audit
 from .forms import MeetingForm, SearchForm, SegmentEditForm, ShareForm, SpeakerRenameForm
 from .media import file_response
 from .models import AuditEvent, Recording, Segment, Sharing, Speaker
-from .search import search_segments
+from .search import people_for_search, search_segments
 from .word_times import hits_at_words
 
 

@@ -2,9 +2,9 @@
 from django.db.models import Q, QuerySet
 
 from meetings.access import meetings_visible_to
-from meetings.models import Meeting, Speaker
+from meetings.models import Meeting
 
-from .models import SpeakerIdentity, Voiceprint
+from .models import Voiceprint
 
 
 def voiceprints_offered(*, meeting: Meeting) -> QuerySet[Voiceprint]:
@@ -23,26 +23,3 @@ def voiceprints_of(user) -> QuerySet[Voiceprint]:
 
 def voiceprint_deletable_by(user, voiceprint: Voiceprint) -> bool:
     return user.is_active and (user.is_staff or voiceprint.user_id == user.pk or voiceprint.enrolled_by_id == user.pk)
-
-
-def people_for_search(user) -> list[tuple[str, str]]:
-    """(key, name) of the people linked to speakers in meetings the user can see, for the search filter."""
-    rows = (SpeakerIdentity.objects.filter(speaker__meeting__in=meetings_visible_to(user).values("pk"))
-            .values_list("user_id", "person_id", "name").order_by("name").distinct())
-    seen, people = set(), []
-    for user_id, person_id, name in rows:
-        key = f"u{user_id}" if user_id else f"p{person_id}"
-        if key not in seen:
-            seen.add(key)
-            people.append((key, name))
-    return people
-
-
-def speakers_of_person(key: str) -> QuerySet[Speaker]:
-    """Speakers linked to the person `key` ("u<user id>" or "p<person id>"); none for a malformed key."""
-    key = (key or "").strip()
-    kind, number = key[:1], key[1:]
-    if not number.isdigit() or kind not in ("u", "p"):
-        return Speaker.objects.none()
-    field = "identity__user_id" if kind == "u" else "identity__person_id"
-    return Speaker.objects.filter(**{field: int(number)})

@@ -144,7 +144,7 @@ def run_stage(job_id: int, stage: str, body: Callable[[ReprocessJob, Callable[[f
         raise  # the database went away: the task's autoretry runs the stage again
     except (JobFailed, decode.RecordingUnreadable) as exc:
         return _finish(job, Stage.FAILED, error=str(exc))
-    except Exception as exc:
+    except Exception:
         if _fresh(job_id).cancel_requested:  # the stage beside it cancelled and removed the job's files
             return _finish(job, Stage.CANCELLED)
         log.exception("reprocessing job %s failed in %s", job_id, stage)
