@@ -22,7 +22,7 @@ from django.utils import timezone
 from meetings.audit import audit
 from meetings.models import AuditEvent, Meeting, Recording, ReprocessJob
 
-from . import decode
+from . import decode, hooks
 from transcription.segments import rules_from_settings
 
 from .align import TimedWord, Turn, align, read_rttm, write_rttm
@@ -274,8 +274,6 @@ def stage_transcribe(job: ReprocessJob, progress: Callable[[float], None]) -> No
 
 
 def stage_diarize(job: ReprocessJob, progress: Callable[[float], None]) -> None:
-    from voices.recognition import speaker_voices_write
-
     from . import diarize
 
     out = work_path(job, TURNS_FILE)
@@ -292,21 +290,21 @@ def stage_diarize(job: ReprocessJob, progress: Callable[[float], None]) -> None:
     chunk_s = diarize.chunk_seconds(len(pcm) / decode.SAMPLE_RATE, settings.DIARIZATION_CHUNK_S, len(pipelines))
     turns = diarize.diarize_pcm(pipelines, pcm, chunk_s=chunk_s, on_progress=progress, counts=job.speaker_counts)
     version = diarize.pipeline_version(model_dir)
-    # Known voices: the speakers' embeddings for recognition at the store step (before the turns, so a rerun redoes both).
-    speaker_voices_write(meeting=job.meeting, pipeline=pipelines[0], pcm=pcm, turns=turns, pipeline_version=version, path=work_path(job, VOICES_FILE))
+    # Before the turns are written, so that a stage run again after a crash sends it again too.
+    hooks.speakers_separated.send(sender=ReprocessJob, meeting=job.meeting, pipeline=pipelines[0], pcm=pcm, turns=turns,
+                                  pipeline_version=version, path=work_path(job, VOICES_FILE))
     _write_atomic(out, write_rttm(turns))
     _set(job, diarization_version=version)
 
 
-def _recognise_speakers(job: ReprocessJob) -> None:
-    """Name speakers whose voice was enrolled; the transcript is already stored, so a failure here only logs."""
-    from voices.recognition import speaker_voices_read, speakers_recognise
-
-    try:
-        speakers_recognise(meeting=job.meeting, voices=speaker_voices_read(work_path(job, VOICES_FILE)),
-                           pipeline_version=_fresh(job.pk).diarization_version)
-    except Exception:
-        log.exception("recognising the speakers of meeting %s failed; the transcript is stored without their names", job.meeting_id)
+def speakers_stored(job: ReprocessJob) -> None:
+    """Tell other apps (known voices) that the meeting's speakers are stored; the transcript is already
+    saved, so a receiver's failure is only logged."""
+    results = hooks.speakers_stored.send_robust(sender=ReprocessJob, meeting=job.meeting, path=work_path(job, VOICES_FILE),
+                                                pipeline_version=_fresh(job.pk).diarization_version)
+    for receiver, result in results:
+        if isinstance(result, Exception):
+            log.error("after storing the speakers of meeting %s, %s failed", job.meeting_id, receiver.__qualname__, exc_info=result)
 
 
 def stage_store(job: ReprocessJob, progress: Callable[[float], None]) -> None:
@@ -319,5 +317,5 @@ def stage_store(job: ReprocessJob, progress: Callable[[float], None]) -> None:
     transcript_replace(job=job, segments=segments)  # marks the job done in the same transaction
     if _fresh(job.pk).stage != Stage.DONE:
         raise JobCancelled()
-    _recognise_speakers(job)
+    speakers_stored(job)
     _remove_work_files(job)

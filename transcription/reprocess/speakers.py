@@ -20,7 +20,7 @@ from transcription.segments import rules_from_settings, words_pack, words_spread
 
 from . import diarize
 from .align import AlignedSegment, Turn, align, read_rttm
-from .pipeline import TURNS_FILE, JobCancelled, JobFailed, _recognise_speakers, _remove_work_files, reprocess_queue, work_path
+from .pipeline import TURNS_FILE, JobCancelled, JobFailed, _remove_work_files, reprocess_queue, speakers_stored, work_path
 
 MAX_SPEAKERS = 50
 NOT_INSTALLED = "Speaker separation is not installed, so speakers cannot be separated again. An administrator can install it."
@@ -63,7 +63,7 @@ def stage_speakers_store(job: ReprocessJob, progress) -> None:
     speakers_replace(job=job, turns=turns)
     if ReprocessJob.objects.get(pk=job.pk).stage != ReprocessJob.Stage.DONE:
         raise JobCancelled()
-    _recognise_speakers(job)  # new speakers: enrolled voices may name them
+    speakers_stored(job)  # new speakers: enrolled voices may name them
     _remove_work_files(job)
 
 
