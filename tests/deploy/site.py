@@ -2,11 +2,9 @@
 
 Small HTTPS and WebSocket clients live here too, so the tests speak to nginx exactly as a browser would.
 """
-import base64
 import http.cookiejar
 import json
 import os
-import re
 import shlex
 import shutil
 import socket
@@ -19,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.raw_websocket import RawWebSocket
 from tests.servers import REPO, free_port, stop_process, wait_for_port
 
 DEPLOY = REPO / "deploy"
@@ -193,52 +192,21 @@ class Browser:
         return self.request("/accounts/login/", data=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
 
 
-class WebSocket:
-    """Just enough of RFC 6455 for a client that reads text messages (server frames are never masked)."""
+class WebSocket(RawWebSocket):
+    """A socket through the site's nginx (TLS), reading text messages."""
 
     def __init__(self, site: Site, path: str, *, cookie: str = "", origin: str | None = None):
         context = ssl.create_default_context(cafile=str(site.cert))
-        self.sock = context.wrap_socket(socket.create_connection(("127.0.0.1", site.https_port), timeout=15),
-                                        server_hostname="localhost")
-        key = base64.b64encode(os.urandom(16)).decode()
-        lines = [f"GET {path} HTTP/1.1", f"Host: localhost:{site.https_port}", "Upgrade: websocket",
-                 "Connection: Upgrade", f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
-        lines += [f"Origin: {origin}"] if origin else []
-        lines += [f"Cookie: {cookie}"] if cookie else []
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = self.sock.recv(1)
-            if not chunk:
-                break
-            head += chunk
-        self.status = int(re.match(rb"HTTP/1.1 (\d+)", head).group(1)) if head else 0
-
-    def _read(self, n: int) -> bytes:
-        data = b""
-        while len(data) < n:
-            chunk = self.sock.recv(n - len(data))
-            if not chunk:
-                raise ConnectionError("the socket closed")
-            data += chunk
-        return data
+        sock = context.wrap_socket(socket.create_connection(("127.0.0.1", site.https_port), timeout=15), server_hostname="localhost")
+        super().__init__(sock, host=f"localhost:{site.https_port}", path=path, origin=origin, cookie=cookie)
 
     def receive_json(self) -> dict:
         while True:
-            first, second = self._read(2)
-            length = second & 0x7F
-            if length == 126:
-                length = int.from_bytes(self._read(2), "big")
-            elif length == 127:
-                length = int.from_bytes(self._read(8), "big")
-            payload = self._read(length)
-            if first & 0x0F == 0x1:
+            opcode, payload = self.frame()
+            if opcode == 0x1:
                 return json.loads(payload)
-            if first & 0x0F == 0x8:
+            if opcode == 0x8:
                 raise ConnectionError(f"closed with {int.from_bytes(payload[:2], 'big')}")
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def new_site(root: Path, venv: Path, *, run_id: str) -> Site:

@@ -3,10 +3,8 @@
 The server is started once per session (with small limits so that each case is quick to reproduce);
 each test makes its own users and meetings in a transactional database the server reads.
 """
-import base64
 import http.cookiejar
 import json
-import os
 import re
 import socket
 import urllib.error
@@ -15,6 +13,7 @@ import urllib.request
 
 import pytest
 
+from tests.raw_websocket import RawWebSocket
 from tests.servers import daphne_server
 
 FAILURE_LIMIT = 5  # sign-in failures before a lockout, in the server started here
@@ -160,46 +159,18 @@ def _status(data: bytes) -> int:
     return int(match.group(1)) if match else 0
 
 
-class WebSocket:
-    """Just enough of RFC 6455 to read a live socket's JSON messages and notice when it closes."""
+class WebSocket(RawWebSocket):
+    """A live socket's JSON messages, and notice of when the server closes it."""
 
     def __init__(self, base: str, path: str, *, cookie: str):
         host, port = base.removeprefix("http://").split(":")
-        self.sock = socket.create_connection((host, int(port)), timeout=15)
-        key = base64.b64encode(os.urandom(16)).decode()
-        lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Upgrade: websocket", "Connection: Upgrade",
-                 f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13", f"Origin: {base}", f"Cookie: {cookie}"]
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = self.sock.recv(1)
-            if not chunk:
-                break
-            head += chunk
-        self.status = int(re.match(rb"HTTP/1.1 (\d+)", head).group(1)) if head else 0
-
-    def _read(self, n: int) -> bytes:
-        data = b""
-        while len(data) < n:
-            chunk = self.sock.recv(n - len(data))
-            if not chunk:
-                raise ConnectionError("the socket closed without a close frame")
-            data += chunk
-        return data
+        super().__init__(socket.create_connection((host, int(port)), timeout=15), host=f"{host}:{port}", path=path,
+                         origin=base, cookie=cookie)
 
     def receive(self, timeout: float) -> dict:
         """The next JSON message; {"closed": code} when the server closes the socket."""
         self.sock.settimeout(timeout)
-        first, second = self._read(2)
-        length = second & 0x7F
-        if length == 126:
-            length = int.from_bytes(self._read(2), "big")
-        elif length == 127:
-            length = int.from_bytes(self._read(8), "big")
-        payload = self._read(length)
-        if first & 0x0F == 0x8:
+        opcode, payload = self.frame()
+        if opcode == 0x8:
             return {"closed": int.from_bytes(payload[:2], "big")}
         return json.loads(payload)
-
-    def close(self) -> None:
-        self.sock.close()
