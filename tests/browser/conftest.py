@@ -1,5 +1,6 @@
 import os
 import shutil
+from contextlib import contextmanager
 
 import pytest
 
@@ -12,6 +13,24 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--disable-default-apps", "--disable-domain-reliability",
     "--metrics-recording-only", "--no-pings", "--disable-features=Translate,OptimizationHints,MediaRouter",
 ]
+
+
+def fake_microphone_args(wav, *, loop: bool) -> list[str]:
+    """Chromium flags for a microphone that plays `wav`: in a loop for as long as the page captures, or once."""
+    return [*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}{'' if loop else '%noloop'}", "--autoplay-policy=no-user-gesture-required"]
+
+
+@contextmanager
+def chromium_launched(args: list[str]):
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Chromium is not installed (apt-get install chromium); tests/run.sh installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+        yield browser
+        browser.close()
 
 
 @pytest.fixture(scope="session")
@@ -27,17 +46,11 @@ def live_site(transactional_db, browser_logs):
 
 @pytest.fixture
 def browser(monkeypatch):
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("Chromium is not installed (apt-get install chromium); tests/run.sh installs it")
-    from playwright.sync_api import sync_playwright
-
     # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are still
     # synchronous, so Django's async-safety check would misfire.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    with chromium_launched(CHROMIUM_ARGS) as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

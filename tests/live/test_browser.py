@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 
 from meetings import services
 from meetings.models import Meeting, Recording, Segment, Sharing
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, sign_in
+from tests.browser.conftest import chromium_launched, fake_microphone_args, sign_in
 from tests.servers import daphne_server
 from tests.speech import make_speech_wav, read_wav, wav_duration_ms
 
@@ -32,15 +32,9 @@ def people(db):
 
 @pytest.fixture
 def chromium(speech, monkeypatch):
-    from playwright.sync_api import sync_playwright
-
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    args = [*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={speech}%noloop", "--autoplay-policy=no-user-gesture-required"]
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+    with chromium_launched(fake_microphone_args(speech, loop=False)) as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from django.contrib.auth.models import User
 
 from meetings import services
 from meetings.models import Meeting, Recording, Segment, Sharing
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, sign_in
+from tests.browser.conftest import chromium_launched, fake_microphone_args, sign_in
 from tests.servers import REPO, child_env, free_port, stop_process, wait_for_port
 from tests.speech import make_speech_wav
 
@@ -114,17 +114,11 @@ def server(transactional_db, tmp_path, tiny_model_dir, redis_server):
 
 @pytest.fixture
 def browser(tmp_path, monkeypatch):
-    from playwright.sync_api import sync_playwright
-
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     speech = make_speech_wav(tmp_path / "speech.wav", SPEECH)
     # The fake microphone loops the speech for as long as the meeting lasts.
-    args = [*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={speech}", "--autoplay-policy=no-user-gesture-required"]
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+    with chromium_launched(fake_microphone_args(speech, loop=True)) as browser:
         yield browser
-        browser.close()
 
 
 class Meeting_:
