@@ -6,6 +6,7 @@ Users, groups, meetings, speakers and shares are made by SQL on the server (gene
 transcript text is drawn with numpy and streamed in with COPY, so the database's trigger indexes it
 exactly as it indexes real transcripts.
 """
+import json
 import time
 from datetime import datetime, timezone
 
@@ -110,19 +111,29 @@ class Words:
         self.phrases = PHRASES[language]
         self.rng = rng
 
-    def segments(self, counts: np.ndarray) -> list[str]:
-        """One text per entry of `counts` (words in the segment), drawn in one numpy call."""
+    def segments(self, counts: np.ndarray, starts: np.ndarray) -> list[tuple[str, str]]:
+        """(text, words) per entry of `counts` (words in the segment, drawn in one numpy call); `words` is the
+        segment's timed words as stored (meetings.segments.words_pack, as JSON), laid over [starts[i], starts[i + 1]]."""
         drawn = self.words[np.minimum(np.searchsorted(self.cdf, self.rng.random(int(counts.sum()))), len(self.words) - 1)]
         bounds = np.concatenate([[0], np.cumsum(counts)])
         with_phrase = self.rng.random(len(counts)) < 0.03
-        texts = []
+        rows = []
         for i in range(len(counts)):
             words = list(drawn[bounds[i] : bounds[i + 1]])
             if with_phrase[i]:
                 words.insert(int(self.rng.integers(0, len(words))), str(self.rng.choice(self.phrases)))
             text = self.joiner.join(words)
-            texts.append(text[0].upper() + text[1:] + ("。" if self.joiner == "" else "."))
-        return texts
+            text = text[0].upper() + text[1:] + ("。" if self.joiner == "" else ".")
+            rows.append((text, _timed_words(text.split() if self.joiner else words, int(starts[i]), int(starts[i + 1]))))
+        return rows
+
+
+def _timed_words(words: list[str], start_ms: int, end_ms: int) -> str:
+    """words_pack's JSON for words laid end to end over the segment, each taking time by its length,
+    escaped for COPY's text format."""
+    ends = start_ms + (end_ms - start_ms) * np.cumsum([len(w) for w in words]) // max(1, sum(len(w) for w in words))
+    begins = [start_ms, *ends[:-1]]
+    return json.dumps([[w, int(b), int(e)] for w, b, e in zip(words, begins, ends)], ensure_ascii=False).replace("\\", "\\\\")
 
 
 def fill(hours: int, seed: int = 7) -> dict:
@@ -228,7 +239,7 @@ def _segments(cursor, rng: np.random.Generator, t0: float) -> int:
     meetings = cursor.fetchall()
     words = {language: Words(language, rng) for language in VOCAB}
     n_segments = 0
-    columns = "meeting_id, start_ms, end_ms, speaker_id, text, origin, model_version, search_config"
+    columns = "meeting_id, start_ms, end_ms, speaker_id, text, words, origin, model_version, search_config"
     with cursor.connection.cursor().copy(f"COPY meetings_segment ({columns}) FROM STDIN") as copy:
         for i, (meeting_id, language, duration_ms, speakers) in enumerate(meetings):
             lengths = rng.integers(*SEGMENT_MS, size=duration_ms // SEGMENT_MS[0] + 1)
@@ -238,8 +249,8 @@ def _segments(cursor, rng: np.random.Generator, t0: float) -> int:
             who = rng.integers(0, len(speakers), size=n)
             config = search_config_for(language)
             lines = [
-                f"{meeting_id}\t{starts[k]}\t{starts[k + 1]}\t{speakers[who[k]]}\t{text}\treprocessed\tbench\t{config}\n"
-                for k, text in enumerate(words[language].segments(counts))
+                f"{meeting_id}\t{starts[k]}\t{starts[k + 1]}\t{speakers[who[k]]}\t{text}\t{timed}\treprocessed\tbench\t{config}\n"
+                for k, (text, timed) in enumerate(words[language].segments(counts, starts))
             ]
             copy.write("".join(lines))
             n_segments += n
