@@ -1,7 +1,7 @@
 """The model registry: import, verify, activate and roll back model weights folders.
 
 Import reads every file once and keeps its SHA-256 and size on the ModelVersion row; it also writes
-the folder's manifest the first time and checks it on later imports (transcription/weights.py).
+the folder's manifest the first time and checks it on later imports (administration/weights.py).
 Verification reads the folder again and compares it with the checksums in the database, a record
 that a changed disk cannot change with it. Only a verified model can be activated, and the database
 allows one active model per kind. Speech engines pick up a newly active model by themselves
@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from meetings.audit import audit
 from meetings.models import AuditEvent
-from transcription import weights
 
+from . import weights
 from .models import ModelVersion
 
 Status = ModelVersion.Status

@@ -14,6 +14,7 @@ from django.utils import timezone
 from meetings.audit import audit
 from meetings.models import AuditEvent, Meeting, Recording, Segment
 
+from .hooks import retention_due
 from .models import SiteSettings
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,7 @@ def retention_apply(*, now=None) -> dict:
         done["recordings"] = retention_delete_audio(days=site.audio_retention_days, now=now)
     if site.transcript_retention_days:
         done["segments"] = retention_delete_transcripts(days=site.transcript_retention_days, now=now)
-    if site.voiceprint_retention_days:
-        from voices.services import voiceprints_delete_unused
-
-        done["voiceprints"] = voiceprints_delete_unused(days=site.voiceprint_retention_days, now=now)
+    for _receiver, counts in retention_due.send(sender=SiteSettings, site=site, now=now):
+        done.update(counts or {})
     log.info("retention: deleted %(recordings)s recordings and %(segments)s transcript segments", done)
     return done

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/import_bench.py [--gib 4] [--shards 2] [--folder /tmp/scribe-import-bench]
 
 Writes a folder shaped like a sharded Voxtral checkpoint (config.json, tekken.json, N shards of random
-bytes), then times transcription.weights.fingerprint over it twice: the first read may come from the
+bytes), then times administration.weights.fingerprint over it twice: the first read may come from the
 disk, the second comes from the page cache (the CPU's hashing speed). Prints a table. For a real
 disk's speed, drop the page cache between runs (`echo 3 > /proc/sys/vm/drop_caches` as root) or
 point --folder at the disk in question.
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=Path("/tmp/scribe-import-bench"))
     args = parser.parse_args()
 
-    from transcription.weights import fingerprint
+    from administration.weights import fingerprint
 
     size = make_folder(args.folder, args.gib, args.shards)
     print("| read | bytes | seconds | MiB/s |\n|---|---|---|---|")

@@ -28,10 +28,10 @@ django.setup()
 
 from meetings import exports  # noqa: E402
 from meetings.models import Meeting  # noqa: E402
+from meetings.segments import segment_text  # noqa: E402
 from tests.subtitle_rules import parse, summary, violations  # noqa: E402
 from tests.test_subtitles import unsaved_segments  # noqa: E402
 from tests.transcripts import synthetic_segments  # noqa: E402
-from transcription.segments import segment_text  # noqa: E402
 
 
 def measure(segments, fmt: str) -> dict:

@@ -286,7 +286,7 @@ DIARIZATION_PARALLEL_CHUNKS = envint("SCRIBE_DIARIZATION_PARALLEL_CHUNKS", 1, mi
 VOICEPRINT_MIN_SPEECH_S = envint("SCRIBE_VOICEPRINT_MIN_SPEECH_S", 20, minimum=3)
 
 # Transcript segments (live and reprocessed) end at a sentence end, a speaker change, a pause this long,
-# or when they would pass this length (transcription/segments.py).
+# or when they would pass this length (meetings/segments.py).
 SEGMENT_PAUSE_MS = envint("SCRIBE_SEGMENT_PAUSE_MS", 800, minimum=80)
 SEGMENT_MAX_MS = envint("SCRIBE_SEGMENT_MAX_MS", 15_000, minimum=1000)
 SEGMENT_MAX_CHARS = envint("SCRIBE_SEGMENT_MAX_CHARS", 250, minimum=20)

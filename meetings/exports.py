@@ -4,9 +4,8 @@ import json
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from transcription.segments import TimedWord, words_spread, words_unpack
-
 from .models import Meeting, Segment
+from .segments import TimedWord, words_spread, words_unpack
 from .subtitles import SubtitleOptions, subtitle_cues
 
 

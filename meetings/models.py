@@ -111,7 +111,7 @@ class Segment(models.Model):
     end_ms = models.BigIntegerField()
     speaker = models.ForeignKey(Speaker, on_delete=models.SET_NULL, null=True, blank=True, related_name="segments")
     text = models.TextField()
-    # The words with their times, [[text, start_ms, end_ms], ...] (transcription.segments.words_pack).
+    # The words with their times, [[text, start_ms, end_ms], ...] (meetings.segments.words_pack).
     # Kept inside the segment rather than as a row per word: words are only ever read and rewritten
     # with their segment, and a row per word would be ~10,000 rows per meeting-hour for nothing.
     words = models.JSONField(default=list, blank=True)

@@ -1,21 +1,20 @@
 """Writes that span models or leave a trace. Views, consumers and tasks call these and nothing lower."""
+from django.apps import apps
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from transcription.segments import words_after_edit, words_pack, words_unpack
-
 from .audit import audit
 from .languages import search_config_for
 from .models import AuditEvent, Meeting, Segment, Sharing, Speaker
+from .segments import words_after_edit, words_pack, words_unpack
 
 
 def default_delay_ms() -> int:
     """The live caption delay new meetings start with, chosen by an administrator in the site settings."""
-    from administration.models import SiteSettings
-
-    return SiteSettings.load().live_delay_ms
+    # By name through the app registry: administration builds on meetings, so meetings never imports it.
+    return apps.get_model("administration", "SiteSettings").load().live_delay_ms
 
 
 def meeting_create(*, owner: User, title: str, language: str = "", delay_ms: int | None = None, request=None) -> Meeting:

@@ -18,9 +18,8 @@ the speaker changes. Cues are built from the words' own times, not from segments
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from transcription.segments import TimedWord, ends_sentence, words_spread
-
 from .languages import has_cjk
+from .segments import TimedWord, ends_sentence, words_spread
 
 PHRASE_END = (",", ";", ":", "—", "–", "、", "，", "；", "：") + (".", "!", "?", "…", "。", "！", "？")
 # A line should not end on these (they belong with what follows) and may well start with the conjunctions.

@@ -6,7 +6,7 @@ from django.core.files import File
 
 from meetings import services
 from meetings.models import Meeting, Recording, Segment
-from transcription.segments import words_pack, words_spread
+from meetings.segments import words_pack, words_spread
 
 
 def meeting_with_transcript(owner, *, title="Ward round", language="en", lines=None) -> Meeting:

@@ -12,12 +12,19 @@ import pytest
 
 from meetings import services
 from meetings.models import Segment
+from meetings.segments import (
+    SegmentRules,
+    TimedWord,
+    boundary,
+    ends_sentence,
+    split_segments,
+    words_after_edit,
+    words_spread,
+    words_unpack,
+)
 from tests.speech import make_speech_wav, read_wav
 from transcription.live.lines import LineBreaker
 from transcription.reprocess.align import Turn, align
-from transcription.segments import (
-    SegmentRules, TimedWord, boundary, ends_sentence, split_segments, words_after_edit, words_spread, words_unpack,
-)
 
 STEP = 80
 RULES = SegmentRules(pause_ms=700, max_ms=6000, max_chars=250)

@@ -3,10 +3,10 @@ import pytest
 
 from meetings import exports
 from meetings.models import Meeting, Segment, Speaker
+from meetings.segments import TimedWord, segment_text, words_pack
 from meetings.subtitles import SubtitleOptions, break_lines, subtitle_cues
 from tests.subtitle_rules import parse, summary, violations
 from tests.transcripts import synthetic_segments
-from transcription.segments import TimedWord, segment_text, words_pack
 
 
 def unsaved_segments(segments):

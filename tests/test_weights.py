@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from transcription.weights import ASR, DIARIZATION, MANIFEST_NAME, WeightsError, verify_folder
+from administration.weights import ASR, DIARIZATION, MANIFEST_NAME, WeightsError, verify_folder
 
 
 @pytest.fixture
@@ -85,6 +85,6 @@ def test_a_folder_on_a_read_only_disk_is_still_verified(asr_folder, monkeypatch)
     def refuse(*args, **kwargs):
         raise PermissionError("read-only file system")
 
-    monkeypatch.setattr("transcription.weights.write_manifest", refuse)
+    monkeypatch.setattr("administration.weights.write_manifest", refuse)
     kind, files, written = verify_folder(asr_folder)
     assert kind == ASR and written is False and len(files) == 3

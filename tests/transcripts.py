@@ -3,11 +3,11 @@
 Four people (one with a long name) talk in turns of one to eight sentences at about 150 words a minute,
 with short answers ("Yes."), commas, pauses, the odd web address, and a speaker who switches to
 Japanese now and then (words of several characters with no spaces, as the engine writes them).
-Segments are cut by the product's own rule (transcription.segments), as a reprocessed transcript is.
+Segments are cut by the product's own rule (meetings.segments), as a reprocessed transcript is.
 """
 import random
 
-from transcription.segments import SegmentRules, TimedWord, split_segments
+from meetings.segments import SegmentRules, TimedWord, split_segments
 
 SPEAKERS = ["Dr. Alexandra Montgomery-Smith", "Ben", "Chen Wei", "Dana (CFO)"]
 VOCABULARY = (

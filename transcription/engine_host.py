@@ -128,7 +128,7 @@ def engine_options():
 
 def _check_files(choice: ModelChoice) -> None:
     """Compare the folder with the checksums taken at import, so a file changed since is never loaded."""
-    from transcription import weights
+    from administration import weights
 
     if not settings.ASR_VERIFY_ON_LOAD:
         return

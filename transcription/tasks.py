@@ -6,11 +6,12 @@ different host. acks_late (settings) plus stages that skip finished work make re
 killed worker safe. Transcription and speaker separation need only the decoded audio, so they run
 side by side (two GPU workers: one per GPU, or two on one GPU with memory for both) as a chord whose
 body, the store stage, runs once both have finished; the chord counts its header's results in the
-result backend (settings.CELERY_RESULT_BACKEND), the only tasks that keep a result.
+result backend (settings.CELERY_RESULT_BACKEND), the only tasks that keep a result. The chains are
+built by name in transcription/reprocess/pipeline.py, which never imports this module.
 """
 import logging
 
-from celery import chain, chord, shared_task
+from celery import shared_task
 from django.db import OperationalError
 
 from transcription.reprocess import pipeline, speakers
@@ -40,22 +41,9 @@ def reprocess_store(job_id: int) -> None:
     pipeline.run_stage(job_id, Stage.STORING, pipeline.stage_store)
 
 
-def reprocess_chain(job_id: int):
-    """Decode; then transcription and speaker separation side by side; then store, once both have finished.
-
-    A stage that finds the job finished does nothing; a stage that fails marks the job failed."""
-    side_by_side = chord([reprocess_transcribe.si(job_id), reprocess_diarize.si(job_id)], reprocess_store.si(job_id))
-    return chain(reprocess_decode.si(job_id), side_by_side)
-
-
 @shared_task(name="transcription.tasks.speakers_store", **_RETRY)
 def speakers_store(job_id: int) -> None:
     pipeline.run_stage(job_id, Stage.STORING, speakers.stage_speakers_store)
-
-
-def speakers_chain(job_id: int):
-    """Speaker separation again over the stored words: decode, separate, store; no transcription."""
-    return chain(reprocess_decode.si(job_id), reprocess_diarize.si(job_id), speakers_store.si(job_id))
 
 
 @shared_task(name="transcription.tasks.reprocess_meeting")

@@ -11,6 +11,7 @@ import tempfile
 from datetime import timedelta
 from pathlib import Path
 
+from celery import signature
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -60,8 +61,6 @@ def voiceprint_enrol(*, speaker: Speaker, by, consent: bool, user=None, person_n
     from transcription.reprocess.diarize import is_installed
     from transcription.reprocess.voiceprint import speech_ms
 
-    from . import tasks
-
     holder, name = _holder(user=user, person_name=person_name, by=by)
     if not consent:
         who = "you agree" if user is not None and user.pk == by.pk else f"{name} agreed"
@@ -86,7 +85,9 @@ def voiceprint_enrol(*, speaker: Speaker, by, consent: bool, user=None, person_n
         audit(request, AuditEvent.Action.VOICE_ENROL, user=by, obj=speaker, detail={
             "voiceprint": voiceprint.pk, "holder": name, "label": speaker.label, "speech_s": round(found),
             "consent_confirmed_by": by.username})
-        tasks.voiceprint_build.delay_on_commit(voiceprint.pk)
+        # By name, as the routes in settings name it: the task module imports this one, never the reverse.
+        build = signature("voices.tasks.voiceprint_build", args=(voiceprint.pk,))
+        transaction.on_commit(build.apply_async)
     return voiceprint
 
 

@@ -1,14 +1,17 @@
 """Every voiceprint deletion is audited, including those that follow a user, person record or meeting; and
-speakers are embedded and recognised when reprocessing separates and stores them."""
+speakers are embedded and recognised when reprocessing separates and stores them; the retention job
+deletes voiceprints unused for the site's period."""
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
+from administration.hooks import retention_due
 from meetings.audit import audit
 from meetings.models import AuditEvent
 from transcription.reprocess.hooks import speakers_separated, speakers_stored
 
 from .models import Voiceprint
 from .recognition import speaker_voices_read, speaker_voices_write, speakers_recognise
+from .services import voiceprints_delete_unused
 
 CASCADE_REASON = "its person, user account or source meeting was deleted"
 
@@ -29,3 +32,10 @@ def _embed_separated_speakers(sender, *, meeting, pipeline, pcm, turns, pipeline
 @receiver(speakers_stored)
 def _recognise_stored_speakers(sender, *, meeting, pipeline_version, path, **kwargs):
     speakers_recognise(meeting=meeting, voices=speaker_voices_read(path), pipeline_version=pipeline_version)
+
+
+@receiver(retention_due)
+def _delete_unused_voiceprints(sender, *, site, now, **kwargs):
+    if site.voiceprint_retention_days:
+        return {"voiceprints": voiceprints_delete_unused(days=site.voiceprint_retention_days, now=now)}
+    return {}

@@ -139,7 +139,7 @@ def test_with_nothing_active_the_engine_falls_back_to_the_configured_folder(engi
 
 
 def test_at_start_up_a_folder_that_no_longer_matches_its_manifest_is_not_loaded(engine_settings, model_folder):
-    from transcription.weights import verify_folder
+    from administration.weights import verify_folder
 
     verify_folder(model_folder)  # writes the manifest, as import does
     flip_bit(model_folder / "model.safetensors")

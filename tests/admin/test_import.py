@@ -6,8 +6,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from administration.models import ModelVersion
+from administration.weights import MANIFEST_NAME
 from meetings.models import AuditEvent
-from transcription.weights import MANIFEST_NAME
 
 from .conftest import flip_bit
 
@@ -134,7 +134,7 @@ def test_a_version_whose_import_failed_is_not_verified_but_imported_again(model_
 
 def test_one_large_checkpoint_reports_progress_while_it_is_read(tmp_path):
     """A single multi-GB safetensors file is most of a model: progress must move inside it, not jump at its end."""
-    from transcription.weights import CHUNK, fingerprint
+    from administration.weights import CHUNK, fingerprint
 
     (tmp_path / "config.yaml").write_text("pipeline: {}\n")
     (tmp_path / "weights.bin").write_bytes(b"\1" * (CHUNK * 4 + 5))

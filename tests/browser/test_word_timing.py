@@ -2,10 +2,10 @@
 from it, and a search hit opens at the word that matched."""
 import pytest
 
+from meetings.segments import words_unpack
 from tests.browser.conftest import sign_in
 from tests.factories import attach_recording, meeting_with_transcript
 from tests.speech import make_speech_wav
-from transcription.segments import words_unpack
 
 pytestmark = pytest.mark.browser
 AXE = "/static/vendor/axe-core/axe.min.js"

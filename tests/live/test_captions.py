@@ -10,11 +10,11 @@ from asgiref.sync import sync_to_async
 
 from meetings.models import Segment
 from meetings.search import search_segments
+from meetings.segments import SegmentRules
 from tests.servers import caption_worker
 from tests.speech import make_speech_wav, read_wav
 from transcription import engine_host
 from transcription.live.lines import Caption, LineBreaker
-from transcription.segments import SegmentRules
 
 from .conftest import Socket, follow_path, host_path
 

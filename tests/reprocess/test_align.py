@@ -1,7 +1,7 @@
 """Splitting transcript segments at speaker turns, on hand-made words and on a two-voice meeting."""
 
+from meetings.segments import SegmentRules
 from transcription.reprocess.align import TimedWord, Turn, align, read_rttm, write_rttm
-from transcription.segments import SegmentRules
 
 
 def words_every(ms: int, start: int, end: int) -> list[TimedWord]:

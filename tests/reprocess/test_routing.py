@@ -3,6 +3,7 @@ import pytest
 
 from config.celery import app
 from transcription import tasks
+from transcription.reprocess import pipeline
 
 
 @pytest.mark.parametrize("task,queue", [
@@ -19,7 +20,7 @@ def test_each_stage_is_routed_to_its_queue(task, queue):
 
 
 def test_transcription_and_speaker_separation_run_side_by_side_and_store_waits_for_both():
-    decode, side_by_side = tasks.reprocess_chain(7).tasks
+    decode, side_by_side = pipeline.reprocess_chain(7).tasks
     assert decode.task == tasks.reprocess_decode.name
     assert sorted(sig.task for sig in side_by_side.tasks) == sorted([tasks.reprocess_transcribe.name, tasks.reprocess_diarize.name])
     assert side_by_side.body.task == tasks.reprocess_store.name  # the chord's body: runs once both are done
@@ -30,5 +31,5 @@ def test_transcription_and_speaker_separation_run_side_by_side_and_store_waits_f
 
 
 def test_separating_speakers_again_decodes_separates_and_stores_without_transcribing():
-    names = [sig.task for sig in tasks.speakers_chain(7).tasks]
+    names = [sig.task for sig in pipeline.speakers_chain(7).tasks]
     assert names == [t.name for t in (tasks.reprocess_decode, tasks.reprocess_diarize, tasks.speakers_store)]

@@ -5,12 +5,12 @@ import pytest
 from django.urls import reverse
 
 from meetings.models import AuditEvent, Meeting, ReprocessJob, Sharing
+from meetings.segments import words_pack, words_spread
 from meetings.services import meeting_create, segment_append, segment_edit, speaker_get_or_create, speaker_rename
 from tests.factories import attach_recording
 from tests.servers import celery_worker
 from transcription.reprocess.align import Turn
 from transcription.reprocess.diarize import SpeakerLinker, chunk_counts
-from transcription.segments import words_pack, words_spread
 
 from .conftest import SCRIPT
 from .test_worker import wait_for

@@ -15,8 +15,8 @@ import numpy as np
 from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
 
+from meetings.segments import SegmentRules, rules_from_settings, words_pack
 from transcription import engine_host
-from transcription.segments import SegmentRules, rules_from_settings, words_pack
 
 from . import conf
 from .events import EngineHealth, WorkerAudio, WorkerClose, WorkerOpen
@@ -77,7 +77,8 @@ class EngineStream:
         self._last_text_at = time.monotonic()
 
     async def open(self) -> None:
-        from transcription.engine import EngineAtCapacity as Full, EngineError
+        from transcription.engine import EngineAtCapacity as Full
+        from transcription.engine import EngineError
 
         loop = asyncio.get_running_loop()
         try:

@@ -1,7 +1,7 @@
 """Caption lines from the engine's token-by-token text: a partial line that grows, then a final.
 
 The engine never takes words back, so a line can be made final as soon as it is complete. Where it
-breaks is `transcription.segments.boundary`, the rule reprocessed transcripts follow too: a sentence
+breaks is `meetings.segments.boundary`, the rule reprocessed transcripts follow too: a sentence
 end (confirmed by the next word, so "3.5" or "Dr. Smith" do not break), a pause in the speech, a
 maximum length; and the speaker stopping with nothing new coming (`flush`, on a timer and at the end).
 
@@ -12,7 +12,7 @@ same breaks as applying the rule to the finished words.
 """
 from dataclasses import dataclass
 
-from transcription.segments import SegmentRules, TimedWord, boundary, segment_text
+from meetings.segments import SegmentRules, TimedWord, boundary, segment_text
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,13 @@
 
 Each word goes to the speaker whose turns overlap it most (a word inside a turn boundary goes to the
 side holding more of it); words in no turn take the nearest turn's speaker within `snap_ms`, otherwise
-none. Segments then end where `transcription.segments.boundary` says (speaker change, sentence end,
+none. Segments then end where `meetings.segments.boundary` says (speaker change, sentence end,
 pause, maximum length), the same rule live captions follow, and keep their words with their times.
 """
 import bisect
 from dataclasses import dataclass, field
 
-from transcription.segments import SegmentRules, TimedWord, segment_text, split_segments
+from meetings.segments import SegmentRules, TimedWord, segment_text, split_segments
 
 __all__ = ["TimedWord", "Turn", "AlignedSegment", "TurnIndex", "align", "read_rttm", "write_rttm"]
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from celery import chain, chord, signature
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import OperationalError, transaction
@@ -21,10 +22,9 @@ from django.utils import timezone
 
 from meetings.audit import audit
 from meetings.models import AuditEvent, Meeting, Recording, ReprocessJob
+from meetings.segments import rules_from_settings
 
 from . import decode, hooks
-from transcription.segments import rules_from_settings
-
 from .align import TimedWord, Turn, align, read_rttm, write_rttm
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,23 @@ class JobFailed(Exception):
 
 # ---- queueing -------------------------------------------------------------------------------------
 
+def _stage_task(name: str, job_id: int):
+    # By name, as the routes in settings name them: the task module imports this one, never the reverse.
+    return signature(f"transcription.tasks.{name}", args=(job_id,), immutable=True)
+
+
+def reprocess_chain(job_id: int):
+    """Decode; then transcription and speaker separation side by side; then store, once both have finished."""
+    side_by_side = chord([_stage_task("reprocess_transcribe", job_id), _stage_task("reprocess_diarize", job_id)],
+                         _stage_task("reprocess_store", job_id))
+    return chain(_stage_task("reprocess_decode", job_id), side_by_side)
+
+
+def speakers_chain(job_id: int):
+    """Speaker separation again over the stored words: decode, separate, store; no transcription."""
+    return chain(*(_stage_task(name, job_id) for name in ("reprocess_decode", "reprocess_diarize", "speakers_store")))
+
+
 def reprocess_queue(*, meeting: Meeting, recording: Recording, by=None, request=None,
                     kind: str = ReprocessJob.Kind.TRANSCRIPT, speaker_counts: dict | None = None) -> ReprocessJob:
     """Create a job for `recording` and start its tasks once the transaction commits.
@@ -58,8 +75,6 @@ def reprocess_queue(*, meeting: Meeting, recording: Recording, by=None, request=
     result would be replaced anyway. `kind` SPEAKERS separates speakers again over the stored words
     (transcription/reprocess/speakers.py).
     """
-    from transcription.tasks import reprocess_chain, speakers_chain
-
     with transaction.atomic():
         Meeting.objects.select_for_update().filter(pk=meeting.pk).first()
         earlier = ReprocessJob.objects.filter(meeting=meeting).exclude(stage__in=ReprocessJob.FINISHED)
@@ -68,8 +83,8 @@ def reprocess_queue(*, meeting: Meeting, recording: Recording, by=None, request=
         job = ReprocessJob.objects.create(meeting=meeting, recording=recording, created_by=by, delay_ms=settings.ASR_REPROCESS_DELAY_MS,
                                           kind=kind, speaker_counts=speaker_counts or {})
         Meeting.objects.filter(pk=meeting.pk).update(status=Meeting.Status.PROCESSING)
-        chain = speakers_chain if kind == ReprocessJob.Kind.SPEAKERS else reprocess_chain
-        transaction.on_commit(lambda: chain(job.pk).apply_async())
+        stages = speakers_chain if kind == ReprocessJob.Kind.SPEAKERS else reprocess_chain
+        transaction.on_commit(lambda: stages(job.pk).apply_async())
     return job
 
 

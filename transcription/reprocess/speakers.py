@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from meetings.languages import search_config_for
 from meetings.models import Meeting, ReprocessJob, Segment, Speaker
-from transcription.segments import rules_from_settings, words_pack, words_spread, words_unpack
+from meetings.segments import rules_from_settings, words_pack, words_spread, words_unpack
 
 from . import diarize
 from .align import AlignedSegment, Turn, align, read_rttm

@@ -4,8 +4,7 @@ from django.utils import timezone
 
 from meetings.languages import search_config_for
 from meetings.models import Meeting, ReprocessJob, Segment, Speaker
-
-from transcription.segments import words_pack
+from meetings.segments import words_pack
 
 from .align import AlignedSegment
 
