@@ -1,0 +1,100 @@
+"""Causal sliding-window attention over whole sequences in one fused kernel (the offline encoder pass).
+
+Why not SDPA: its fused kernels take no window, and with a boolean mask PyTorch picks a kernel that
+reads the mask and computes every query against every key of the chunk, or materialises the scores.
+Here each program holds BLOCK_M queries and reads only the key blocks their window reaches (about
+window + BLOCK_M keys, never the whole sequence), with a running softmax in float32 (flash attention
+with a band mask). Nothing of size L x L exists, so one call covers a whole batch of segments.
+
+The mask is the live encoder's: query i sees keys j with i - window < j <= i. The result equals SDPA's
+on that mask to the rounding of a running softmax (tests/engine/window_attention_check.py on a GPU).
+"""
+import math
+
+import torch
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # CPU-only installs: the encoder pass uses SDPA in query chunks
+    triton = None
+
+# Tiles for head_dim 64 on an H200 (benchmarks/reprocess_bench.py --encoder-sweep picks among these).
+TUNING = {"block_m": 128, "block_n": 64, "warps": 4, "stages": 3}
+
+
+def available(device) -> bool:
+    return triton is not None and torch.device(device).type == "cuda"
+
+
+if triton is not None:
+
+    @triton.jit
+    def _window_kernel(
+        Q, K, V, O,
+        stride_qb, stride_qh, stride_ql,
+        stride_kb, stride_kh, stride_kl,
+        stride_vb, stride_vh, stride_vl,
+        stride_ob, stride_oh, stride_ol,
+        length, window, sm_scale,
+        H: tl.constexpr, GROUP: tl.constexpr, D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    ):
+        m0 = tl.program_id(0) * BLOCK_M
+        bh = tl.program_id(1)
+        b = bh // H
+        h = bh % H
+        hk = h // GROUP  # grouped-query heads: h reads KV head h // GROUP
+        offs_m = m0 + tl.arange(0, BLOCK_M)
+        offs_d = tl.arange(0, D)
+        row_ok = offs_m < length
+        q = tl.load(Q + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_ql + offs_d[None, :],
+                    mask=row_ok[:, None], other=0.0)
+        m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
+        l_i = tl.zeros([BLOCK_M], tl.float32)
+        acc = tl.zeros([BLOCK_M, D], tl.float32)
+        lo = tl.maximum(m0 - window + 1, 0) // BLOCK_N * BLOCK_N
+        hi = tl.minimum(m0 + BLOCK_M, length)
+        for n0 in range(lo, hi, BLOCK_N):
+            offs_n = n0 + tl.arange(0, BLOCK_N)
+            col_ok = offs_n < length
+            k = tl.load(K + b * stride_kb + hk * stride_kh + offs_n[:, None] * stride_kl + offs_d[None, :],
+                        mask=col_ok[:, None], other=0.0)
+            v = tl.load(V + b * stride_vb + hk * stride_vh + offs_n[:, None] * stride_vl + offs_d[None, :],
+                        mask=col_ok[:, None], other=0.0)
+            s = tl.dot(q, tl.trans(k), out_dtype=tl.float32) * sm_scale
+            visible = (offs_n[None, :] <= offs_m[:, None]) & (offs_n[None, :] > offs_m[:, None] - window) & col_ok[None, :]
+            s = tl.where(visible, s, float("-inf"))
+            m_new = tl.maximum(m_i, tl.max(s, axis=1))
+            m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+            p = tl.exp(s - m_safe[:, None])
+            alpha = tl.exp(m_i - m_safe)
+            l_i = l_i * alpha + tl.sum(p, axis=1)
+            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, out_dtype=tl.float32)
+            m_i = m_new
+        out = acc / tl.maximum(l_i, 1e-30)[:, None]
+        tl.store(O + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_ol + offs_d[None, :],
+                 out.to(O.dtype.element_ty), mask=row_ok[:, None])
+
+
+def window_attention(q, k, v, window: int, sm_scale: float, out=None, tuning=None):
+    """q (b, H, L, D), k/v (b, Hkv, L, D), any strides with the last dimension dense -> (b, H, L, D).
+
+    `out` may be a (b, H, L, D) view of a (b, L, H, D) buffer, so the output projection reads it as is."""
+    b, H, L, D = q.shape
+    Hkv = k.shape[1]
+    assert q.stride(-1) == k.stride(-1) == v.stride(-1) == 1, (q.stride(), k.stride(), v.stride())
+    t = tuning or TUNING
+    if out is None:
+        out = torch.empty(b, L, H, D, device=q.device, dtype=q.dtype).transpose(1, 2)
+    grid = (math.ceil(L / t["block_m"]), b * H)
+    _window_kernel[grid](
+        q, k, v, out,
+        q.stride(0), q.stride(1), q.stride(2),
+        k.stride(0), k.stride(1), k.stride(2),
+        v.stride(0), v.stride(1), v.stride(2),
+        out.stride(0), out.stride(1), out.stride(2),
+        L, window, sm_scale,
+        H=H, GROUP=H // Hkv, D=D, BLOCK_M=t["block_m"], BLOCK_N=t["block_n"],
+        num_warps=t["warps"], num_stages=t["stages"],
+    )
+    return out
