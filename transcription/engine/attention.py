@@ -32,6 +32,10 @@ except ImportError:  # CPU-only installs without Triton: the step uses SDPA
 TUNING = {
     "bf16": {"block_n": 128, "warps": 4, "stages": 3, "f16": False, "programs": 528},
     "fp8": {"block_n": 128, "warps": 4, "stages": 3, "f16": True, "programs": 528},
+    # The offline decoder's position-ordered cache: every (row, KV head) is one program reading a few
+    # hundred entries, so many programs must share an SM (benchmarks/prefill_bench.py sweeps these).
+    # The same block_n as bf16 rings: the running softmax visits keys in the same blocks as the live step.
+    "linear": {"block_n": 128, "warps": 4, "stages": 2, "f16": False, "programs": 528},
 }
 
 
@@ -131,7 +135,7 @@ def ring_attention(q, k, v, k_scale, v_scale, key_pos, query_pos, window: int, s
     L = query_pos.shape[1]
     assert k.stride(-1) == 1 and q.stride(-1) == 1 and k.stride() == v.stride(), (k.stride(), v.stride())
     scaled = k_scale is not None
-    t = TUNING["fp8" if scaled else "bf16"]
+    t = TUNING["fp8" if scaled else "linear" if linear else "bf16"]
     BLOCK_N = t["block_n"]
     splits = splits_for(B, Hkv, R, BLOCK_N, t["programs"])
     chunk = math.ceil(R / splits / BLOCK_N) * BLOCK_N

@@ -81,6 +81,8 @@ class Prefill:
         self.logmel = copy.copy(logmel)  # the same arithmetic, on the model's device
         self.logmel.filters_t = logmel.filters_t.to(device)
         self.logmel.window = logmel.window.to(device)
+        self.host_logmel = logmel  # where the live scheduler computes it (the CPU): see mel_on_host
+        self.mel_on_host = False  # mel frames on the CPU, as the live path makes them, at the CPU's speed
         usable = prefix is not None and prefix.steps > 0 and all(
             t.dtype == dtype for ts in prefix.tensors.values() for t in ts)
         self.prefix = prefix if usable else None
@@ -109,8 +111,12 @@ class Prefill:
         T = max(n_pos)
         out = None
         for g in range(0, len(pcms), ENCODE_BATCH):
-            signal = torch.from_numpy(padded_signals(spec, pcms[g:g + ENCODE_BATCH], T)).to(self.device)
-            mel = self.logmel.frames(signal).to(self.dtype)  # (b, MELS, 8T): step k's frames are 8k..8k+7
+            signal = torch.from_numpy(padded_signals(spec, pcms[g:g + ENCODE_BATCH], T))
+            if self.mel_on_host:
+                mel = self.host_logmel.frames(signal).to(self.device)
+            else:
+                mel = self.logmel.frames(signal.to(self.device))
+            mel = mel.to(self.dtype)  # (b, MELS, 8T): step k's frames are 8k..8k+7
             del signal
             embeds = self._encode(mel)  # (b, T, D)
             if out is None:
@@ -137,8 +143,12 @@ class Prefill:
         """Causal sliding-window self-attention over a whole sequence. x (b, L, D)."""
         b, L, _ = x.shape
         Dh = attn.head_dim
-        q = rope(attn.q_proj(x).view(b, L, -1, Dh).transpose(1, 2), cos, sin)  # (b, H, L, Dh)
-        k = rope(attn.k_proj(x).view(b, L, -1, Dh).transpose(1, 2), cos, sin)  # (b, Hkv, L, Dh)
+        if self.fused_encoder:  # positions are 0..L-1 in every row: one table serves the batch
+            q = window_attention.rope_(attn.q_proj(x).view(b, L, -1, Dh), cos[0], sin[0]).transpose(1, 2)
+            k = window_attention.rope_(attn.k_proj(x).view(b, L, -1, Dh), cos[0], sin[0]).transpose(1, 2)
+        else:
+            q = rope(attn.q_proj(x).view(b, L, -1, Dh).transpose(1, 2), cos, sin)  # (b, H, L, Dh)
+            k = rope(attn.k_proj(x).view(b, L, -1, Dh).transpose(1, 2), cos, sin)  # (b, Hkv, L, Dh)
         v = attn.v_proj(x).view(b, L, -1, Dh).transpose(1, 2)
         if self.prefix is not None:  # the silent start's keys and values as the live stream holds them
             n = min(L, self.prefix.frames)

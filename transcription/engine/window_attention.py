@@ -1,4 +1,5 @@
-"""Causal sliding-window attention over whole sequences in one fused kernel (the offline encoder pass).
+"""The offline encoder pass's fused kernels: causal sliding-window attention over whole sequences, and
+rotary embedding in place.
 
 Why not SDPA: its fused kernels take no window, and with a boolean mask PyTorch picks a kernel that
 reads the mask and computes every query against every key of the chunk, or materialises the scores.
@@ -7,7 +8,12 @@ window + BLOCK_M keys, never the whole sequence), with a running softmax in floa
 with a band mask). Nothing of size L x L exists, so one call covers a whole batch of segments.
 
 The mask is the live encoder's: query i sees keys j with i - window < j <= i. The result equals SDPA's
-on that mask to the rounding of a running softmax (tests/engine/window_attention_check.py on a GPU).
+on that mask to the rounding of a running softmax (benchmarks/prefill_bench.py checks it on a GPU).
+
+Rotary embedding: the model's `x * cos + rotate_half(x) * sin` on a (b, L, H, D) projection is ten
+elementwise passes over strided, broadcast tensors in PyTorch, more time than the encoder's attention;
+`rope_` is one pass, rounding each product and the sum to the tensor's dtype as PyTorch does, so its
+values are those of step.rope to the bit.
 """
 import math
 
@@ -74,6 +80,42 @@ if triton is not None:
         out = acc / tl.maximum(l_i, 1e-30)[:, None]
         tl.store(O + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_ol + offs_d[None, :],
                  out.to(O.dtype.element_ty), mask=row_ok[:, None])
+
+
+if triton is not None:
+
+    @triton.jit
+    def _rope_kernel(X, COS, SIN, rows, heads, length, D: tl.constexpr, BLOCK_R: tl.constexpr):
+        r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
+        ok = r < rows
+        pos = (r // heads) % length
+        half = tl.arange(0, D // 2)
+        lo = r[:, None] * D + half[None, :]
+        clo = pos[:, None] * D + half[None, :]
+        x1 = tl.load(X + lo, mask=ok[:, None], other=0.0)
+        x2 = tl.load(X + lo + D // 2, mask=ok[:, None], other=0.0)
+        c1 = tl.load(COS + clo, mask=ok[:, None], other=0.0).to(tl.float32)
+        c2 = tl.load(COS + clo + D // 2, mask=ok[:, None], other=0.0).to(tl.float32)
+        s1 = tl.load(SIN + clo, mask=ok[:, None], other=0.0).to(tl.float32)
+        s2 = tl.load(SIN + clo + D // 2, mask=ok[:, None], other=0.0).to(tl.float32)
+        dt = x1.dtype
+        x1 = x1.to(tl.float32)
+        x2 = x2.to(tl.float32)
+        # x * cos + cat(-x2, x1) * sin, each product and the sum rounded to the dtype
+        o1 = ((x1 * c1).to(dt).to(tl.float32) + (-x2 * s1).to(dt).to(tl.float32)).to(dt)
+        o2 = ((x2 * c2).to(dt).to(tl.float32) + (x1 * s2).to(dt).to(tl.float32)).to(dt)
+        tl.store(X + lo, o1, mask=ok[:, None])
+        tl.store(X + lo + D // 2, o2, mask=ok[:, None])
+
+
+def rope_(x, cos, sin):
+    """x (b, L, H, D) contiguous, rotated in place at positions 0..L-1; cos, sin (L, D) in x's dtype."""
+    b, L, H, D = x.shape
+    assert x.is_contiguous() and cos.is_contiguous() and sin.is_contiguous() and cos.dtype == x.dtype, (cos.dtype, x.dtype)
+    rows = b * L * H
+    block = 64
+    _rope_kernel[(math.ceil(rows / block),)](x, cos, sin, rows, H, L, D=D, BLOCK_R=block, num_warps=4)
+    return x
 
 
 def window_attention(q, k, v, window: int, sm_scale: float, out=None, tuning=None):
