@@ -89,6 +89,13 @@ class Prefill:
         # Triton builds here when the live step's ring kernel did (engine._prefix tries it at start-up).
         self.fused_encoder = window_attention.available(device) and step.ring_kernel
         self.ring_kernel = step.ring_kernel  # the live step's decoder attention, so the same arithmetic
+        # The decoder step's q, k and v as one product over a copy of their weights (~1 GB for the
+        # full-size model): at a few hundred rows three narrow products read their weights at a third of
+        # the bandwidth one wide product reaches. Rotary embedding in place (window_attention.rope_).
+        self.qkv_weights = [torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight])
+                            for a in (layer.self_attn for layer in step.text.layers)] \
+            if self.fused_encoder and dtype in (torch.bfloat16, torch.float32) else None
+        self.fused_decoder = self.qkv_weights is not None
         self.timings: dict[str, float] = {}  # seconds per phase, summed over calls (benchmarks read them)
         self.decoder = DecoderStats()
         self.pieces: dict[int, str] = {}  # text of single tokens, for segment_transcript
@@ -219,7 +226,11 @@ class Prefill:
             mask = ((st.keys <= st.pos) & (st.keys > st.pos - s.text_window))[None, None, None]  # (1, 1, 1, T)
         for i, layer in enumerate(s.text.layers):
             x = layer.input_layernorm(hidden)
-            hidden = hidden + self._attend_step(layer.self_attn, x, cos, sin, cache[i], st.pos, qpos, mask)
+            if self.fused_decoder:
+                attended = self._attend_step_fused(layer.self_attn, self.qkv_weights[i], x, cos[0], sin[0], cache[i], st.pos, qpos)
+            else:
+                attended = self._attend_step(layer.self_attn, x, cos, sin, cache[i], st.pos, qpos, mask)
+            hidden = hidden + attended
             x = layer.post_attention_layernorm(hidden) * scales[i]
             hidden = hidden + layer.mlp(x)
         hidden = s.text.norm(hidden)
@@ -242,6 +253,24 @@ class Prefill:
                                            attn.scaling, linear=True)
         else:
             out = F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=mask, scale=attn.scaling)
+        return attn.o_proj(out.reshape(B, 1, H * Dh))
+
+    def _attend_step_fused(self, attn, qkv_weight, x, cos, sin, kv, pos, qpos):
+        """_attend_step with one q/k/v product and rotary embedding in place; cos, sin (1, Dh)."""
+        B = x.shape[0]
+        Dh = attn.head_dim
+        k_cache, v_cache = kv
+        Hkv = k_cache.shape[1]
+        nk = Hkv * Dh
+        qkv = F.linear(x, qkv_weight)  # (B, 1, nq + 2 nk)
+        q = window_attention.rope_(qkv[..., :-2 * nk].view(B, 1, -1, Dh), cos, sin)  # (B, 1, H, Dh)
+        k = window_attention.rope_(qkv[..., -2 * nk:-nk].view(B, 1, Hkv, Dh), cos, sin)
+        k_cache.index_copy_(2, pos, k.transpose(1, 2))
+        v_cache.index_copy_(2, pos, qkv[..., -nk:].view(B, 1, Hkv, Dh).transpose(1, 2))
+        H = q.shape[2]
+        q = q.reshape(B, Hkv, H // Hkv, Dh)  # grouped-query heads as rows of their KV head
+        out = attention.ring_attention(q, k_cache, v_cache, None, None, qpos, qpos, self.s.text_window, attn.scaling,
+                                       linear=True)
         return attn.o_proj(out.reshape(B, 1, H * Dh))
 
     def _cache(self, B, T):

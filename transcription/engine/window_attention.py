@@ -85,36 +85,49 @@ if triton is not None:
 if triton is not None:
 
     @triton.jit
-    def _rope_kernel(X, COS, SIN, rows, heads, length, D: tl.constexpr, BLOCK_R: tl.constexpr):
+    def _round(x, BF16: tl.constexpr):
+        """float32 -> the nearest bfloat16 (ties to even), still as float32; identity for float32 tensors.
+        Integer arithmetic, so no compiler pass can fold it into a fused multiply-add."""
+        if BF16:
+            bits = x.to(tl.uint32, bitcast=True)
+            bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
+            x = bits.to(tl.float32, bitcast=True)
+        return x
+
+    @triton.jit
+    def _rope_kernel(X, COS, SIN, rows, heads, length, stride_tok, D: tl.constexpr, BLOCK_R: tl.constexpr,
+                     BF16: tl.constexpr):
         r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
         ok = r < rows
-        pos = (r // heads) % length
+        tok = r // heads
+        pos = tok % length
         half = tl.arange(0, D // 2)
-        lo = r[:, None] * D + half[None, :]
+        lo = tok[:, None] * stride_tok + (r % heads)[:, None] * D + half[None, :]
         clo = pos[:, None] * D + half[None, :]
-        x1 = tl.load(X + lo, mask=ok[:, None], other=0.0)
-        x2 = tl.load(X + lo + D // 2, mask=ok[:, None], other=0.0)
+        x1 = tl.load(X + lo, mask=ok[:, None], other=0.0).to(tl.float32)
+        x2 = tl.load(X + lo + D // 2, mask=ok[:, None], other=0.0).to(tl.float32)
         c1 = tl.load(COS + clo, mask=ok[:, None], other=0.0).to(tl.float32)
         c2 = tl.load(COS + clo + D // 2, mask=ok[:, None], other=0.0).to(tl.float32)
         s1 = tl.load(SIN + clo, mask=ok[:, None], other=0.0).to(tl.float32)
         s2 = tl.load(SIN + clo + D // 2, mask=ok[:, None], other=0.0).to(tl.float32)
-        dt = x1.dtype
-        x1 = x1.to(tl.float32)
-        x2 = x2.to(tl.float32)
-        # x * cos + cat(-x2, x1) * sin, each product and the sum rounded to the dtype
-        o1 = ((x1 * c1).to(dt).to(tl.float32) + (-x2 * s1).to(dt).to(tl.float32)).to(dt)
-        o2 = ((x2 * c2).to(dt).to(tl.float32) + (x1 * s2).to(dt).to(tl.float32)).to(dt)
-        tl.store(X + lo, o1, mask=ok[:, None])
-        tl.store(X + lo + D // 2, o2, mask=ok[:, None])
+        # x * cos + cat(-x2, x1) * sin, each product and the sum rounded to the dtype as PyTorch's kernels do
+        o1 = _round(_round(x1 * c1, BF16) + _round(-x2 * s1, BF16), BF16)
+        o2 = _round(_round(x2 * c2, BF16) + _round(x1 * s2, BF16), BF16)
+        tl.store(X + lo, o1.to(X.dtype.element_ty), mask=ok[:, None])
+        tl.store(X + lo + D // 2, o2.to(X.dtype.element_ty), mask=ok[:, None])
 
 
 def rope_(x, cos, sin):
-    """x (b, L, H, D) contiguous, rotated in place at positions 0..L-1; cos, sin (L, D) in x's dtype."""
-    b, L, H, D = x.shape
-    assert x.is_contiguous() and cos.is_contiguous() and sin.is_contiguous() and cos.dtype == x.dtype, (cos.dtype, x.dtype)
-    rows = b * L * H
+    """x (n, L, H, D) (the last two dimensions dense, e.g. one slice of a fused projection), rotated in
+    place at positions 0..L-1; cos, sin (L, D) contiguous in x's dtype (bfloat16 or float32)."""
+    n, L, H, D = x.shape
+    assert x.dtype in (torch.bfloat16, torch.float32) and cos.dtype == sin.dtype == x.dtype, (x.dtype, cos.dtype)
+    assert x.stride(3) == 1 and x.stride(2) == D and x.stride(0) == L * x.stride(1), x.stride()
+    assert cos.is_contiguous() and sin.is_contiguous()
+    rows = n * L * H
     block = 64
-    _rope_kernel[(math.ceil(rows / block),)](x, cos, sin, rows, H, L, D=D, BLOCK_R=block, num_warps=4)
+    _rope_kernel[(math.ceil(rows / block),)](x, cos, sin, rows, H, L, x.stride(1), D=D, BLOCK_R=block,
+                                             BF16=x.dtype == torch.bfloat16, num_warps=4, enable_fp_fusion=False)
     return x
 
 
