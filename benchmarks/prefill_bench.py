@@ -3,7 +3,7 @@
     python3 benchmarks/prefill_bench.py --segments 256 --segment-s 49 --out prefill.json
 
 Audio pass: `--segments` segments of `--segment-s` seconds through mel, encoder and projector, with the
-fused sliding-window kernel (window_attention.py) and, on a sample, with SDPA in query chunks; the
+fused sliding-window kernel (offline_kernels.py) and, on a sample, with SDPA in query chunks; the
 kernel is first checked against SDPA on the encoder's shapes. Decoder: the same segments as one batch,
 every position stepped as the offline path steps it, with the bytes read per step (weights, and the
 cache entries the attention reads) over the time of the step loop. One eager step and one encoder pass
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import engine_bench as EB  # noqa: E402
-from transcription.engine import Engine, EngineOptions, offline, offline_batch, prefill, window_attention  # noqa: E402
+from transcription.engine import Engine, EngineOptions, offline, offline_batch, offline_kernels, prefill  # noqa: E402
 from transcription.engine import audio as A  # noqa: E402
 
 SR = 16_000
@@ -48,7 +48,7 @@ def kernel_check(window=750, L=2700, b=2, H=32, D=64) -> float:
     """Relative error of the fused kernel against SDPA with the boolean window mask (float32 reference)."""
     g = torch.Generator(device="cuda").manual_seed(0)
     q, k, v = (torch.randn(b, H, L, D, device="cuda", generator=g, dtype=torch.bfloat16) for _ in range(3))
-    got = window_attention.window_attention(q, k, v, window, D ** -0.5).float()
+    got = offline_kernels.window_attention(q, k, v, window, D ** -0.5).float()
     i = torch.arange(L, device="cuda")
     mask = (i[None, :] <= i[:, None]) & (i[None, :] > i[:, None] - window)
     ref = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask, scale=D ** -0.5)
@@ -79,7 +79,7 @@ def rope_check(pf, L=700, b=2) -> float:
     qpos = torch.arange(L, device="cuda")[None].expand(b, -1)
     cos, sin = pf.s.audio.rotary_emb(x, position_ids=qpos)
     ref = rope(x.view(b, L, -1, attn.head_dim).transpose(1, 2), cos, sin)
-    got = window_attention.rope_(x.view(b, L, -1, attn.head_dim).clone(), cos[0], sin[0]).transpose(1, 2)
+    got = offline_kernels.rope_(x.view(b, L, -1, attn.head_dim).clone(), cos[0], sin[0]).transpose(1, 2)
     worst = float((got.float() - ref.float()).abs().max())
     # the decoder's case: q as a slice of the fused q/k/v product, one position
     text, Dh = pf.s.text, pf.s.text.layers[0].self_attn.head_dim
@@ -87,8 +87,22 @@ def rope_check(pf, L=700, b=2) -> float:
     qpos = torch.full((64, 1), 613, device="cuda")
     cos, sin = text.rotary_emb(wide, position_ids=qpos)
     ref = rope(wide[..., :4096].reshape(64, 1, -1, Dh).transpose(1, 2), cos, sin)
-    got = window_attention.rope_(wide[..., :4096].view(64, 1, -1, Dh), cos[0], sin[0]).transpose(1, 2)
+    got = offline_kernels.rope_(wide[..., :4096].view(64, 1, -1, Dh), cos[0], sin[0]).transpose(1, 2)
     return max(worst, float((got.float() - ref.float()).abs().max()))
+
+
+def norm_check(pf) -> dict:
+    """The fused RMS norm against the module (times a delay scale): largest difference, share of values not equal."""
+    layer = pf.s.text.layers[3]
+    x = torch.randn(256, 1, layer.input_layernorm.weight.shape[0], device="cuda", dtype=pf.dtype) * 3
+    scale = pf.s.delay_scales[3][12]
+    ref = layer.post_attention_layernorm(x) * scale
+    got = offline_kernels.rms_norm(x, layer.post_attention_layernorm, scale)
+    enc = pf.s.audio.layers[0].final_layer_norm
+    xe = torch.randn(8, 700, enc.weight.shape[0], device="cuda", dtype=pf.dtype)
+    ref_e, got_e = enc(xe), offline_kernels.rms_norm(xe, enc)
+    return {"max_diff": max(float((got.float() - ref.float()).abs().max()), float((got_e.float() - ref_e.float()).abs().max())),
+            "unequal_share": round(float(((got != ref).float().mean() + (got_e != ref_e).float().mean()) / 2), 6)}
 
 
 def linear_sweep(log, B=256, T=667, pos=600, Hkv=8, G=4, D=128) -> dict:
@@ -136,6 +150,7 @@ def main():
     ap.add_argument("--text-window", type=int, default=1056)
     ap.add_argument("--agreement-segments", type=int, default=32)
     ap.add_argument("--sdpa-segments", type=int, default=32, help="segments of the audio pass timed with SDPA too (0: none)")
+    ap.add_argument("--all-variants", action="store_true", help="agreement also without the prompt prefix, with SDPA attention, with mel on the CPU")
     ap.add_argument("--out", default="prefill-bench.json")
     args = ap.parse_args()
     torch.set_grad_enabled(False)  # the profiled calls run the model's modules directly
@@ -157,6 +172,8 @@ def main():
 
     result["rope_max_diff"] = rope_check(pf)
     log(f"fused rotary embedding against step.rope: largest difference {result['rope_max_diff']}")
+    result["rms_norm"] = norm_check(pf)
+    log(f"fused RMS norm against the module: {result['rms_norm']}")
     result["decoder_attention"] = linear_sweep(log)
 
     chirps = [EB.chirp(args.segment_s, seed=i).astype(np.float32) / 32768.0 for i in range(7)]
@@ -207,10 +224,12 @@ def main():
         segments = [long[i * n:(i + 1) * n] for i in range(args.agreement_segments)]
         live, t_live = timed(lambda: offline.transcribe_many(engine, segments, 960, segment_s=3600, search_s=1))
         live_ids = [[t.token_id for t in x.tokens] for x in live]
-        variants = {"as built": {}, "no prompt prefix": {"prefix": None}, "encoder attention by SDPA": {"fused_encoder": False},
-                    "decoder attention by SDPA": {"ring_kernel": False, "fused_decoder": False},
-                    "decoder q/k/v products and rotary embedding by PyTorch": {"fused_decoder": False},
-                    "mel on the CPU": {"mel_on_host": True}}
+        variants = {"as built": {}, "RMS norms by PyTorch": {"fused_norm": False},
+                    "decoder q/k/v products and rotary embedding by PyTorch": {"fused_decoder": False}}
+        if args.all_variants:
+            variants.update({"no prompt prefix": {"prefix": None}, "encoder attention by SDPA": {"fused_encoder": False},
+                             "decoder attention by SDPA": {"ring_kernel": False, "fused_decoder": False},
+                             "mel on the CPU": {"mel_on_host": True}})
         result["agreement"] = {"segments": len(segments), "streaming_s": round(t_live, 2)}
         for name, change in variants.items():
             saved = {key: getattr(pf, key) for key in change}

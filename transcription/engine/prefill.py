@@ -3,7 +3,7 @@
 A live stream must step the audio encoder 4 frames at a time because its audio arrives that way; a
 recording is all there. Here the log-mel frames of many segments come from one transform of their
 padded signals, and the causal convolutions, encoder layers (sliding-window attention in one fused
-kernel on a GPU, window_attention.py) and projector run over whole segments in a few large batched
+kernel on a GPU, offline_kernels.py) and projector run over whole segments in a few large batched
 passes, leaving one audio embedding per 80 ms step. Then only the decoder steps, for all segments at
 once, one static-shape step per position over a cache sized to the segments (no 8,192-step ring),
 replayed as a CUDA graph on a GPU; its attention (the live step's ring kernel, attention.py) reads
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import attention, window_attention
+from . import attention, offline_kernels
 from . import audio as A
 from .events import TokenTime, Transcript
 from .step import rope
@@ -87,15 +87,16 @@ class Prefill:
             t.dtype == dtype for ts in prefix.tensors.values() for t in ts)
         self.prefix = prefix if usable else None
         # Triton builds here when the live step's ring kernel did (engine._prefix tries it at start-up).
-        self.fused_encoder = window_attention.available(device) and step.ring_kernel
+        self.fused_encoder = offline_kernels.available(device) and step.ring_kernel
         self.ring_kernel = step.ring_kernel  # the live step's decoder attention, so the same arithmetic
         # The decoder step's q, k and v as one product over a copy of their weights (~1 GB for the
         # full-size model): at a few hundred rows three narrow products read their weights at a third of
-        # the bandwidth one wide product reaches. Rotary embedding in place (window_attention.rope_).
+        # the bandwidth one wide product reaches. Rotary embedding in place (offline_kernels.rope_).
         self.qkv_weights = [torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight])
                             for a in (layer.self_attn for layer in step.text.layers)] \
             if self.fused_encoder and dtype in (torch.bfloat16, torch.float32) else None
         self.fused_decoder = self.qkv_weights is not None
+        self.fused_norm = self.fused_decoder  # offline_kernels.rms_norm: the module's arithmetic but the sum's order
         self.timings: dict[str, float] = {}  # seconds per phase, summed over calls (benchmarks read them)
         self.decoder = DecoderStats()
         self.pieces: dict[int, str] = {}  # text of single tokens, for segment_transcript
@@ -139,20 +140,26 @@ class Prefill:
         qpos = torch.arange(frames, device=h.device)[None].expand(h.shape[0], -1)
         cos, sin = s.audio.rotary_emb(h, position_ids=qpos)
         for i, layer in enumerate(s.audio.layers):
-            x = layer.self_attn_layer_norm(h)
+            x = self._norm(layer.self_attn_layer_norm, h)
             h = h + self._attend_all(layer.self_attn, x, cos, sin, s.audio_window, i)
-            h = h + layer.mlp(layer.final_layer_norm(h))
-        h = s.audio.norm(h)
+            h = h + layer.mlp(self._norm(layer.final_layer_norm, h))
+        h = self._norm(s.audio.norm, h)
         h = h.reshape(h.shape[0], -1, s.audio_hidden * s.downsample)  # (b, T, 4C)
         return s.projector(h)
+
+    def _norm(self, norm, x, scale=None):
+        """The model's RMS norm module on x, times `scale` if given; one fused pass on a GPU."""
+        if self.fused_norm:
+            return offline_kernels.rms_norm(x, norm, scale)
+        return norm(x) if scale is None else norm(x) * scale
 
     def _attend_all(self, attn, x, cos, sin, window, layer: int):
         """Causal sliding-window self-attention over a whole sequence. x (b, L, D)."""
         b, L, _ = x.shape
         Dh = attn.head_dim
         if self.fused_encoder:  # positions are 0..L-1 in every row: one table serves the batch
-            q = window_attention.rope_(attn.q_proj(x).view(b, L, -1, Dh), cos[0], sin[0]).transpose(1, 2)
-            k = window_attention.rope_(attn.k_proj(x).view(b, L, -1, Dh), cos[0], sin[0]).transpose(1, 2)
+            q = offline_kernels.rope_(attn.q_proj(x).view(b, L, -1, Dh), cos[0], sin[0]).transpose(1, 2)
+            k = offline_kernels.rope_(attn.k_proj(x).view(b, L, -1, Dh), cos[0], sin[0]).transpose(1, 2)
         else:
             q = rope(attn.q_proj(x).view(b, L, -1, Dh).transpose(1, 2), cos, sin)  # (b, H, L, Dh)
             k = rope(attn.k_proj(x).view(b, L, -1, Dh).transpose(1, 2), cos, sin)  # (b, Hkv, L, Dh)
@@ -162,7 +169,7 @@ class Prefill:
             k[:, :, :n] = self.prefix.tensors["audio_k"][layer][:, :, :n]
             v[:, :, :n] = self.prefix.tensors["audio_v"][layer][:, :, :n]
         if self.fused_encoder:
-            out = window_attention.window_attention(q, k, v, window, attn.scaling)  # a (b, L, H, Dh) buffer
+            out = offline_kernels.window_attention(q, k, v, window, attn.scaling)  # a (b, L, H, Dh) buffer
         else:
             out = torch.empty_like(q)
             for c0 in range(0, L, QUERY_CHUNK):
@@ -225,15 +232,15 @@ class Prefill:
         if not self.ring_kernel:
             mask = ((st.keys <= st.pos) & (st.keys > st.pos - s.text_window))[None, None, None]  # (1, 1, 1, T)
         for i, layer in enumerate(s.text.layers):
-            x = layer.input_layernorm(hidden)
+            x = self._norm(layer.input_layernorm, hidden)
             if self.fused_decoder:
                 attended = self._attend_step_fused(layer.self_attn, self.qkv_weights[i], x, cos[0], sin[0], cache[i], st.pos, qpos)
             else:
                 attended = self._attend_step(layer.self_attn, x, cos, sin, cache[i], st.pos, qpos, mask)
             hidden = hidden + attended
-            x = layer.post_attention_layernorm(hidden) * scales[i]
+            x = self._norm(layer.post_attention_layernorm, hidden, scales[i])
             hidden = hidden + layer.mlp(x)
-        hidden = s.text.norm(hidden)
+        hidden = self._norm(s.text.norm, hidden)
         token = s.lm_head(hidden[:, -1, :]).float().argmax(dim=-1)
         st.token.copy_(token)
         st.out.index_copy_(1, st.pos, token[:, None])
@@ -263,8 +270,8 @@ class Prefill:
         Hkv = k_cache.shape[1]
         nk = Hkv * Dh
         qkv = F.linear(x, qkv_weight)  # (B, 1, nq + 2 nk)
-        q = window_attention.rope_(qkv[..., :-2 * nk].view(B, 1, -1, Dh), cos, sin)  # (B, 1, H, Dh)
-        k = window_attention.rope_(qkv[..., -2 * nk:-nk].view(B, 1, Hkv, Dh), cos, sin)
+        q = offline_kernels.rope_(qkv[..., :-2 * nk].view(B, 1, -1, Dh), cos, sin)  # (B, 1, H, Dh)
+        k = offline_kernels.rope_(qkv[..., -2 * nk:-nk].view(B, 1, Hkv, Dh), cos, sin)
         k_cache.index_copy_(2, pos, k.transpose(1, 2))
         v_cache.index_copy_(2, pos, qkv[..., -nk:].view(B, 1, Hkv, Dh).transpose(1, 2))
         H = q.shape[2]

@@ -1,5 +1,5 @@
-"""The offline encoder pass's fused kernels: causal sliding-window attention over whole sequences, and
-rotary embedding in place.
+"""The offline path's fused kernels (prefill.py, on a GPU): causal sliding-window attention over whole
+sequences, rotary embedding in place, and RMS norm.
 
 Why not SDPA: its fused kernels take no window, and with a boolean mask PyTorch picks a kernel that
 reads the mask and computes every query against every key of the chunk, or materialises the scores.
@@ -14,6 +14,13 @@ Rotary embedding: the model's `x * cos + rotate_half(x) * sin` on a (b, L, H, D)
 elementwise passes over strided, broadcast tensors in PyTorch, more time than the encoder's attention;
 `rope_` is one pass, rounding each product and the sum to the tensor's dtype as PyTorch does, so its
 values are those of step.rope to the bit.
+
+RMS norm: the model's norm is eight elementwise passes and a reduction (float32 copies of the whole
+activation among them), ~2 ms of each decoder step in ~450 small kernels and a fifth of the encoder
+pass. `rms_norm` is one pass with the module's arithmetic and roundings (float32 variance as the mean
+of squares, times rsqrt, rounded to the dtype, times the weight, rounded; optionally times a scale,
+rounded); only the order in which the squares are summed differs, so values differ from the module's
+in a few last bits.
 """
 import math
 
@@ -122,13 +129,47 @@ def rope_(x, cos, sin):
     place at positions 0..L-1; cos, sin (L, D) contiguous in x's dtype (bfloat16 or float32)."""
     n, L, H, D = x.shape
     assert x.dtype in (torch.bfloat16, torch.float32) and cos.dtype == sin.dtype == x.dtype, (x.dtype, cos.dtype)
-    assert x.stride(3) == 1 and x.stride(2) == D and x.stride(0) == L * x.stride(1), x.stride()
+    stride_tok = x.stride(0) if L == 1 else x.stride(1)  # the stride of a size-1 dimension means nothing
+    assert x.stride(3) == 1 and x.stride(2) == D and (L == 1 or x.stride(0) == L * x.stride(1)), x.stride()
     assert cos.is_contiguous() and sin.is_contiguous()
     rows = n * L * H
     block = 64
-    _rope_kernel[(math.ceil(rows / block),)](x, cos, sin, rows, H, L, x.stride(1), D=D, BLOCK_R=block,
+    _rope_kernel[(math.ceil(rows / block),)](x, cos, sin, rows, H, L, stride_tok, D=D, BLOCK_R=block,
                                              BF16=x.dtype == torch.bfloat16, num_warps=4, enable_fp_fusion=False)
     return x
+
+
+if triton is not None:
+
+    @triton.jit
+    def _rms_norm_kernel(X, W, S, O, stride_x, stride_o, D, inv_d, eps, BLOCK: tl.constexpr, SCALED: tl.constexpr,
+                         BF16: tl.constexpr):
+        row = tl.program_id(0).to(tl.int64)
+        cols = tl.arange(0, BLOCK)
+        ok = cols < D
+        x = tl.load(X + row * stride_x + cols, mask=ok, other=0.0).to(tl.float32)
+        variance = tl.sum(x * x, axis=0) * inv_d  # PyTorch's mean: the sum times 1/D
+        h = _round(x * tl.math.rsqrt(variance + eps), BF16)
+        out = _round(tl.load(W + cols, mask=ok, other=0.0).to(tl.float32) * h, BF16)
+        if SCALED:
+            out = _round(out * tl.load(S + cols, mask=ok, other=0.0).to(tl.float32), BF16)
+        tl.store(O + row * stride_o + cols, out.to(O.dtype.element_ty), mask=ok)
+
+
+def rms_norm(x, norm, scale=None):
+    """`norm(x)` (the model's RMS norm module), times `scale` (D,) if given, in one pass. x (..., D)."""
+    D = x.shape[-1]
+    assert x.dtype in (torch.bfloat16, torch.float32) and norm.weight.dtype == x.dtype and x.stride(-1) == 1
+    rows = x.reshape(-1, D)  # a view for the activations this is used on
+    out = torch.empty(x.shape, device=x.device, dtype=x.dtype)
+    s = scale if scale is not None else norm.weight
+    assert s.dtype == x.dtype and s.is_contiguous()
+    inv_d = torch.tensor(1.0 / D, dtype=torch.float32).item()  # 1/D rounded to float32, as PyTorch's mean takes it
+    _rms_norm_kernel[(rows.shape[0],)](rows, norm.weight, s, out, rows.stride(0), D, D, inv_d, norm.variance_epsilon,
+                                       BLOCK=triton.next_power_of_2(D), SCALED=scale is not None,
+                                       BF16=x.dtype == torch.bfloat16, num_warps=8 if D > 2048 else 4,
+                                       enable_fp_fusion=False)
+    return out
 
 
 def window_attention(q, k, v, window: int, sm_scale: float, out=None, tuning=None):
