@@ -159,8 +159,10 @@ if triton is not None:
 def rms_norm(x, norm, scale=None):
     """`norm(x)` (the model's RMS norm module), times `scale` (D,) if given, in one pass. x (..., D)."""
     D = x.shape[-1]
-    assert x.dtype in (torch.bfloat16, torch.float32) and norm.weight.dtype == x.dtype and x.stride(-1) == 1
-    rows = x.reshape(-1, D)  # a view for the activations this is used on
+    assert x.dtype in (torch.bfloat16, torch.float32) and norm.weight.dtype == x.dtype
+    rows = x.reshape(-1, D)  # a view for contiguous activations; a copy for the encoder's first, permuted one
+    if rows.stride(-1) != 1:
+        rows = rows.contiguous()
     out = torch.empty(x.shape, device=x.device, dtype=x.dtype)
     s = scale if scale is not None else norm.weight
     assert s.dtype == x.dtype and s.is_contiguous()
