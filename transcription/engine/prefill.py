@@ -92,11 +92,12 @@ class Prefill:
         # The decoder step's q, k and v as one product over a copy of their weights (~1 GB for the
         # full-size model): at a few hundred rows three narrow products read their weights at a third of
         # the bandwidth one wide product reaches. Rotary embedding in place (offline_kernels.rope_).
-        self.qkv_weights = [torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight])
-                            for a in (layer.self_attn for layer in step.text.layers)] \
-            if self.fused_encoder and dtype in (torch.bfloat16, torch.float32) else None
+        fused_dtype = self.fused_encoder and dtype in (torch.bfloat16, torch.float32)
+        attns = [layer.self_attn for layer in step.text.layers]
+        self.qkv_weights = [torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]) for a in attns] \
+            if fused_dtype and _room_for(attns, device) else None
         self.fused_decoder = self.qkv_weights is not None
-        self.fused_norm = self.fused_decoder  # offline_kernels.rms_norm: the module's arithmetic but the sum's order
+        self.fused_norm = fused_dtype  # offline_kernels.rms_norm: the module's arithmetic but the sum's order
         self.timings: dict[str, float] = {}  # seconds per phase, summed over calls (benchmarks read them)
         self.decoder = DecoderStats()
         self.pieces: dict[int, str] = {}  # text of single tokens, for segment_transcript
@@ -301,6 +302,14 @@ class Prefill:
         self.decoder.steps += T - start
         self.decoder.seconds += seconds
         self.decoder.bytes_read += (T - start) * weights + keys * per_key
+
+
+def _room_for(attns, device) -> bool:
+    """Whether the fused q/k/v copy leaves several GiB free (a worker whose live pool took nearly all the
+    memory keeps the three products and its memory for segments)."""
+    size = sum(p.numel() * p.element_size() for a in attns for p in (a.q_proj.weight, a.k_proj.weight, a.v_proj.weight))
+    free, _ = torch.cuda.mem_get_info(device)
+    return free > size + 8 * GIB
 
 
 @dataclass
