@@ -13,7 +13,10 @@ over it. Transcription: Voxtral Mini 4B Realtime, full-size architecture with ra
 on the GPU as in engine_bench.py, offline prefill plus decode at 960 ms, segments sized to the
 recording. Speaker separation: pyannote.audio with random-weight PyanNet segmentation and WeSpeaker
 ResNet34 embedding of the released sizes. `token_agreement`: the offline prefill path's tokens against
-the live streaming step's on the same segments (same weights), position by position.
+the live streaming step's on the same segments (same weights), position by position. Per run,
+`detail.transcription` splits transcription into the audio pass, the decoder and the text (GPU-
+synchronised per batch) and gives the decoder's steps, ms a step, GB read a step (weights and the
+cache entries its attention reads) and GB/s.
 Random weights: the times are those of real-size models; the words and speakers are meaningless.
 """
 import argparse

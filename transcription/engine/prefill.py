@@ -185,7 +185,7 @@ class Prefill:
         """Output tokens of every segment (from the last prompt position on), greedy, as the live step.
 
         Each position is one step of the whole batch with static shapes, replayed as a CUDA graph on a
-        GPU (a step of ~1,300 small kernels costs more to launch one by one than to run); prompt
+        GPU (a step of about a thousand small kernels costs more to launch one by one than to run); prompt
         positions take the prompt's token as input, as in a live stream. Positions the prompt prefix
         covers are copied from it, not stepped."""
         s, B, T = self.s, len(batch.n_pos), max(batch.n_pos)
