@@ -13,7 +13,10 @@ over it. Transcription: Voxtral Mini 4B Realtime, full-size architecture with ra
 on the GPU as in engine_bench.py, offline prefill plus decode at 960 ms, segments sized to the
 recording. Speaker separation: pyannote.audio with random-weight PyanNet segmentation and WeSpeaker
 ResNet34 embedding of the released sizes. `token_agreement`: the offline prefill path's tokens against
-the live streaming step's on the same segments (same weights), position by position.
+the live streaming step's on the same segments (same weights), position by position. Per run,
+`detail.transcription` splits transcription into the audio pass, the decoder and the text (GPU-
+synchronised per batch) and gives the decoder's steps, ms a step, GB read a step (weights and the
+cache entries its attention reads) and GB/s.
 Random weights: the times are those of real-size models; the words and speakers are meaningless.
 """
 import argparse
@@ -37,6 +40,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from transcription.engine import Engine, EngineOptions  # noqa: E402
 from transcription.engine.loading import ModelSpec  # noqa: E402
 from transcription.engine import offline, offline_batch  # noqa: E402
+from transcription.engine.prefill import DecoderStats  # noqa: E402
 from transcription.reprocess.align import Turn, align, write_rttm  # noqa: E402
 from transcription.reprocess.diarize import chunk_seconds  # noqa: E402
 from transcription.reprocess.transcribe import segment_plan, transcribe_pcm  # noqa: E402
@@ -167,13 +171,15 @@ def end_to_end(engine, diarization, hours: float, args, log) -> dict:
         diarization.start(raw, chunk_s, rttm)
     t0 = time.perf_counter()
     engine._prefill.timings.clear()
+    engine._prefill.decoder = DecoderStats()
     words = transcribe_pcm(engine, pcm, 960)
     sync()
     words_file.write_text(json.dumps([[w.text, w.start_ms, w.end_ms] for w in words]))  # the stage's hand-over file
     stages["transcription"] = time.perf_counter() - t0
     segment_s, _ = segment_plan(engine.options, seconds)
     detail["transcription"] = {"words": len(words), "segment_s": segment_s, "ended_at_s": time.perf_counter() - started,
-                               **{k: round(v, 2) for k, v in engine._prefill.timings.items()}}
+                               **{k: round(v, 2) for k, v in engine._prefill.timings.items()},
+                               **decoder_figures(engine._prefill.decoder)}
     log(f"transcription {stages['transcription']:.1f}s, {len(words)} words, {segment_s} s segments {detail['transcription']}")
     turns = []
     if diarization:
@@ -191,6 +197,16 @@ def end_to_end(engine, diarization, hours: float, args, log) -> dict:
     total = time.perf_counter() - started
     return {"hours": hours, "stages": {k: round(v, 2) for k, v in stages.items()}, "total_s": round(total, 2),
             "x_realtime": round(seconds / total, 1), "segments": len(segments), "detail": detail}
+
+
+def decoder_figures(stats) -> dict:
+    """The decoder's step loops: steps, ms a step, and bytes read (weights and the cache entries the
+    attention reads) over their time, against the H200's ~4.8 TB/s peak (~4.3 TB/s reachable)."""
+    if not stats.steps:
+        return {}
+    return {"decoder_steps": stats.steps, "decoder_step_ms": round(1000 * stats.seconds / stats.steps, 2),
+            "decoder_gb_per_step": round(stats.bytes_read / stats.steps / 1e9, 2),
+            "decoder_gb_s": round(stats.bytes_read / max(stats.seconds, 1e-9) / 1e9, 0)}
 
 
 def store_stage(segments, args) -> tuple[float, str]:

@@ -5,7 +5,9 @@ of both the encoder's chunked prefill and the decoder's cache are exercised, not
 """
 import numpy as np
 import pytest
+import torch
 
+from transcription.engine import audio as A
 from transcription.engine import offline, offline_batch, prefill
 
 from .conftest import chirp
@@ -39,3 +41,31 @@ def test_engine_transcribe_uses_prefill_and_matches_streams(engine):
     assert got == expected
     assert len(got.tokens) > 100 and got.text
     assert fractions and fractions[-1] == 1.0 and fractions == sorted(fractions)
+
+
+def test_without_the_prompt_prefix_every_prompt_position_is_stepped_and_tokens_still_equal(engine, monkeypatch):
+    """Engines started without the prefix (or with fp8 rings) step the whole prompt from position 0."""
+    pf = offline_batch._prefill(engine)
+    assert pf.prefix is not None  # the tiny engine has one: the test above covers the copied start
+    monkeypatch.setattr(pf, "prefix", None)
+    pcms = [chirp(s, seed=40 + i) for i, s in enumerate([2.3, 0.7, 3.6])]
+    expected = streaming(engine, pcms, 960)
+    got = offline_batch.transcribe_segments(engine, [p.astype(np.float32) / 32768.0 for p in pcms], 960)
+    assert got == expected
+
+
+def test_mel_frames_of_a_padded_signal_are_the_live_steps_frames(engine):
+    """Step k's 8 mel frames are frames 8k..8k+7 of the segment's padded signal, as the live step computes
+    them from its own 1,520-sample window."""
+    spec, logmel = engine.spec, engine.scheduler.logmel
+    pcms = [chirp(1.3, seed=50).astype(np.float32) / 32768.0, chirp(0.4, seed=51).astype(np.float32) / 32768.0]
+    steps = max(prefill.positions(spec, len(p), 6) for p in pcms)
+    signals = prefill.padded_signals(spec, pcms, steps)
+    frames = logmel.frames(torch.from_numpy(signals))  # (2, MELS, 8 steps)
+    assert frames.shape[-1] == 8 * steps
+    for row, signal in enumerate(signals):
+        windows = torch.from_numpy(signal).unfold(0, A.STEP_WINDOW, A.STEP_SAMPLES)[:steps]
+        per_step = logmel(windows.contiguous())  # (steps, MELS, 8)
+        torch.testing.assert_close(frames[row].reshape(-1, steps, 8).permute(1, 0, 2), per_step, rtol=1e-6, atol=1e-6)
+    first_audio_step = spec.n_left_pad_steps
+    assert signals[0, A.LOOK_BACK + first_audio_step * A.STEP_SAMPLES] == pcms[0][0]

@@ -9,7 +9,10 @@ stretches are then combined in float32. The G query heads of a KV head (grouped-
 the L query positions of an encoder step, are the M query rows of one program.
 
 The mask is the engine's: a key is visible when its ring entry holds a position (not EMPTY), not after
-the query's position, and within the window. The result equals SDPA's to float32 rounding
+the query's position, and within the window. A cache that holds position p at entry p (the offline
+decoder's, `linear=True`) needs no positions: each program then reads only the entries from the
+window's start to its queries' last position, so a step reads the filled part of the cache, not all of
+it, and with one stretch per (row, KV head) the program writes the normalised output itself. The result equals SDPA's to float32 rounding
 (tests/engine/test_attention.py runs the kernel in Triton's interpreter on the CPU).
 """
 import math
@@ -29,6 +32,10 @@ except ImportError:  # CPU-only installs without Triton: the step uses SDPA
 TUNING = {
     "bf16": {"block_n": 128, "warps": 4, "stages": 3, "f16": False, "programs": 528},
     "fp8": {"block_n": 128, "warps": 4, "stages": 3, "f16": True, "programs": 528},
+    # The offline decoder's position-ordered cache: every (row, KV head) is one program reading a few
+    # hundred entries, so many programs must share an SM (benchmarks/prefill_bench.py sweeps these).
+    # The same block_n as bf16 rings: the running softmax visits keys in the same blocks as the live step.
+    "linear": {"block_n": 128, "warps": 4, "stages": 2, "f16": False, "programs": 528},
 }
 
 
@@ -46,16 +53,18 @@ if triton is not None:
 
     @triton.jit
     def _split_kernel(
-        Q, K, V, KS, VS, KPOS, QPOS, ACC, MAX, SUM,
+        Q, K, V, KS, VS, KPOS, QPOS, ACC, MAX, SUM, O,
         stride_qb, stride_qh, stride_qm,
         stride_kb, stride_kh, stride_kr,
         stride_sb, stride_sh,
         stride_pb, stride_qpb,
         stride_ab, stride_ah, stride_as, stride_am,
         stride_mb, stride_mh, stride_ms,
+        stride_ob, stride_oh, stride_om,
         ring, chunk, window, sm_scale,
         H: tl.constexpr, M: tl.constexpr, L: tl.constexpr, D: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, SCALED: tl.constexpr, F16: tl.constexpr,
+        LINEAR: tl.constexpr, DIRECT: tl.constexpr,
     ):
         bh = tl.program_id(0)
         split = tl.program_id(1)
@@ -74,13 +83,20 @@ if triton is not None:
         acc = tl.zeros([BLOCK_M, D], tl.float32)
         start = split * chunk
         end = tl.minimum(start + chunk, ring)
-        for n0 in range(start, end, BLOCK_N):
+        first = start
+        if LINEAR:  # entry = position: only the blocks between the window's start and the last query
+            end = tl.minimum(end, tl.max(qpos) + 1)
+            first = tl.maximum(first, tl.maximum(tl.min(tl.where(row_ok, qpos, ring)) - window + 1, 0) // BLOCK_N * BLOCK_N)
+        for n0 in range(first, end, BLOCK_N):
             offs_n = n0 + tl.arange(0, BLOCK_N)
             in_ring = offs_n < end
             kv_off = b * stride_kb + h * stride_kh + offs_n[:, None] * stride_kr + offs_d[None, :]
             k = tl.load(K + kv_off, mask=in_ring[:, None], other=0.0)
             v = tl.load(V + kv_off, mask=in_ring[:, None], other=0.0)
-            kpos = tl.load(KPOS + b * stride_pb + offs_n, mask=in_ring, other=-1)
+            if LINEAR:
+                kpos = tl.where(in_ring, offs_n, -1)
+            else:
+                kpos = tl.load(KPOS + b * stride_pb + offs_n, mask=in_ring, other=-1)
             s = tl.dot(q, tl.trans(k.to(q.dtype)), out_dtype=tl.float32)  # (BLOCK_M, BLOCK_N)
             if SCALED:
                 ks = tl.load(KS + b * stride_sb + h * stride_sh + offs_n, mask=in_ring, other=0.0)
@@ -98,22 +114,28 @@ if triton is not None:
                 p = p * vs[None, :]
             acc = acc * alpha[:, None] + tl.dot(p.to(q.dtype), v.to(q.dtype), out_dtype=tl.float32)
             m_i = m_new
-        a_off = b * stride_ab + h * stride_ah + split * stride_as + offs_m[:, None] * stride_am + offs_d[None, :]
-        tl.store(ACC + a_off, acc, mask=row_ok[:, None])
-        s_off = b * stride_mb + h * stride_mh + split * stride_ms + offs_m
-        tl.store(MAX + s_off, m_i, mask=row_ok)
-        tl.store(SUM + s_off, l_i, mask=row_ok)
+        if DIRECT:  # one stretch: what `combine` would compute from it, written in the output dtype
+            out = tl.math.div_rn(acc, tl.maximum(l_i, 1e-30)[:, None])
+            o_off = b * stride_ob + h * stride_oh + offs_m[:, None] * stride_om + offs_d[None, :]
+            tl.store(O + o_off, out.to(O.dtype.element_ty), mask=row_ok[:, None])
+        else:
+            a_off = b * stride_ab + h * stride_ah + split * stride_as + offs_m[:, None] * stride_am + offs_d[None, :]
+            tl.store(ACC + a_off, acc, mask=row_ok[:, None])
+            s_off = b * stride_mb + h * stride_mh + split * stride_ms + offs_m
+            tl.store(MAX + s_off, m_i, mask=row_ok)
+            tl.store(SUM + s_off, l_i, mask=row_ok)
 
 
-def ring_attention(q, k, v, k_scale, v_scale, key_pos, query_pos, window: int, sm_scale: float):
+def ring_attention(q, k, v, k_scale, v_scale, key_pos, query_pos, window: int, sm_scale: float, linear: bool = False):
     """q (B, Hkv, M, D) with M = G * L rows (row r at position query_pos[:, r % L]); k, v (B, Hkv, R, D)
-    rings in bf16/fp32 or fp8 with scales (B, Hkv, R); key_pos (B, R); query_pos (B, L). -> (B, Hkv, M, D)."""
+    rings in bf16/fp32 or fp8 with scales (B, Hkv, R); key_pos (B, R); query_pos (B, L). -> (B, Hkv, M, D).
+    `linear`: entry p of k, v holds position p, entries past the last query are never read; key_pos is unused."""
     B, Hkv, M, D = q.shape
     R = k.shape[2]
     L = query_pos.shape[1]
     assert k.stride(-1) == 1 and q.stride(-1) == 1 and k.stride() == v.stride(), (k.stride(), v.stride())
     scaled = k_scale is not None
-    t = TUNING["fp8" if scaled else "bf16"]
+    t = TUNING["fp8" if scaled else "linear" if linear else "bf16"]
     BLOCK_N = t["block_n"]
     splits = splits_for(B, Hkv, R, BLOCK_N, t["programs"])
     chunk = math.ceil(R / splits / BLOCK_N) * BLOCK_N
@@ -122,19 +144,24 @@ def ring_attention(q, k, v, k_scale, v_scale, key_pos, query_pos, window: int, s
     mx = torch.empty(B, Hkv, splits, M, device=q.device, dtype=torch.float32)
     sm = torch.empty_like(mx)
     ks, vs = (k_scale, v_scale) if scaled else (mx, mx)  # unused when not scaled
+    direct = linear and splits == 1
+    out = torch.empty_like(q) if direct else q  # q: a placeholder the kernel does not touch
+    if direct:
+        acc = mx = sm = torch.empty(1, 1, 1, 1, 1, device=q.device, dtype=torch.float32)
     _split_kernel[(B * Hkv, splits)](
-        q, k, v, ks, vs, key_pos, query_pos, acc, mx, sm,
+        q, k, v, ks, vs, key_pos, query_pos, acc, mx, sm, out,
         q.stride(0), q.stride(1), q.stride(2),
         k.stride(0), k.stride(1), k.stride(2),
         ks.stride(0), ks.stride(1),
         key_pos.stride(0), query_pos.stride(0),
         acc.stride(0), acc.stride(1), acc.stride(2), acc.stride(3),
         mx.stride(0), mx.stride(1), mx.stride(2),
+        out.stride(0), out.stride(1), out.stride(2),
         R, chunk, window, sm_scale,
         H=Hkv, M=M, L=L, D=D, BLOCK_M=max(16, triton.next_power_of_2(M)), BLOCK_N=BLOCK_N, SCALED=scaled,
-        F16=scaled and t["f16"], num_warps=t["warps"], num_stages=t["stages"],
+        F16=scaled and t["f16"], LINEAR=linear, DIRECT=direct, num_warps=t["warps"], num_stages=t["stages"],
     )
-    return combine(acc, mx, sm).to(q.dtype)
+    return out if direct else combine(acc, mx, sm).to(q.dtype)
 
 
 def combine(acc, mx, sm):

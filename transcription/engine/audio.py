@@ -61,8 +61,13 @@ class LogMel:
     def __call__(self, windows: torch.Tensor) -> torch.Tensor:
         """(N, STEP_WINDOW) float32 samples -> (N, MELS, MEL_FRAMES_PER_STEP) float32 features."""
         assert windows.shape[-1] == STEP_WINDOW, windows.shape
-        spec = torch.stft(windows, WINDOW, HOP, window=self.window, return_complex=True, center=False)
-        power = spec.abs() ** 2  # (N, 201, 8)
+        return self.frames(windows)
+
+    def frames(self, signal: torch.Tensor) -> torch.Tensor:
+        """(N, S) float32 samples -> (N, MELS, (S - WINDOW) // HOP + 1) features of every frame the signal
+        holds: frames 8k..8k+7 of a signal are step k's when step k's window starts at sample STEP_SAMPLES * k."""
+        spec = torch.stft(signal, WINDOW, HOP, window=self.window, return_complex=True, center=False)
+        power = spec.abs() ** 2  # (N, 201, frames)
         mel = self.filters_t @ power
         log_spec = torch.clamp(mel, min=1e-10).log10()
         log_spec = torch.maximum(log_spec, torch.tensor(self.log_max - LOG_MEL_FLOOR_RANGE))

@@ -107,5 +107,6 @@ def _step_progress(on_progress, done_steps: int, total_steps: int, batch: Batch)
 def _prefill(engine) -> Prefill:
     """One Prefill per engine, sharing the live step's modules and delay conditioning."""
     if getattr(engine, "_prefill", None) is None:
-        engine._prefill = Prefill(engine.runner.step, engine.scheduler.logmel, engine.device, engine.dtype)
+        engine._prefill = Prefill(engine.runner.step, engine.scheduler.logmel, engine.device, engine.dtype,
+                                  prefix=engine.scheduler.prefix)
     return engine._prefill

@@ -1,16 +1,21 @@
 """Whole recordings as prefill plus decode: the encoder runs over each segment at once, then only the decoder steps.
 
 A live stream must step the audio encoder 4 frames at a time because its audio arrives that way; a
-recording is all there. Here each segment's log-mel frames, causal convolutions, encoder layers and
-projector run over the whole segment in a few large batched passes (sliding-window attention in query
-chunks), leaving one audio embedding per 80 ms step. Then only the decoder steps, for all segments at
-once: the prompt in one pass, then one static-shape step per position over a cache sized to the
-segments (no 8,192-step ring), replayed as a CUDA graph on a GPU.
+recording is all there. Here the log-mel frames of many segments come from one transform of their
+padded signals, and the causal convolutions, encoder layers (sliding-window attention in one fused
+kernel on a GPU, offline_kernels.py) and projector run over whole segments in a few large batched
+passes, leaving one audio embedding per 80 ms step. Then only the decoder steps, for all segments at
+once, one static-shape step per position over a cache sized to the segments (no 8,192-step ring),
+replayed as a CUDA graph on a GPU; its attention (the live step's ring kernel, attention.py) reads
+only the filled part of the cache.
 
 The arithmetic is the live step's (same mel frames, same causal convolutions with zero history, same
 sliding-window masks, same prompt, left pad and right pad, same greedy choice), so the tokens are the
 streaming path's: exactly on the tiny model in float32 (tests/engine/test_prefill.py), and in bf16 to
-within the rounding of other matrix shapes (benchmarks/reprocess_bench.py reports the agreement).
+within the rounding of other matrix shapes (benchmarks/reprocess_bench.py reports the agreement). Where
+the live engine starts streams from its prompt prefix (prefix.py), so does this path: the silent
+start's encoder keys and values and decoder cache are the prefix's own numbers, and the rest of the
+prompt runs step by step as in a live stream, not as one pass of other matrix shapes.
 """
 import contextlib
 import copy
@@ -22,11 +27,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import attention, offline_kernels
 from . import audio as A
 from .events import TokenTime, Transcript
 from .step import rope
 
-QUERY_CHUNK = 1024  # encoder frames per attention call: bounds the mask and score memory
+QUERY_CHUNK = 1024  # encoder frames per SDPA call where the fused kernel is not used: bounds the mask
 ENCODE_BATCH = 32  # segments per encoder pass (activations ~35 MB per minute of audio each in bf16)
 GIB = 1024**3
 
@@ -46,47 +52,81 @@ def positions(spec, samples: int, delay_steps: int) -> int:
     return spec.n_left_pad_steps + whole_steps + spec.right_pad_steps(delay_steps) - 1
 
 
-def step_windows(spec, pcm: np.ndarray, n_pos: int) -> torch.Tensor:
-    """(n_pos, STEP_WINDOW) float32: the samples each step's 8 mel frames read, left and right pad included."""
-    left = np.zeros(A.LOOK_BACK + spec.n_left_pad_steps * A.STEP_SAMPLES, np.float32)
-    need = A.STEP_SAMPLES * (n_pos - 1) + A.STEP_WINDOW
-    right = np.zeros(max(0, need - len(left) - len(pcm)), np.float32)
-    signal = torch.from_numpy(np.concatenate([left, pcm, right]))
-    return signal.unfold(0, A.STEP_WINDOW, A.STEP_SAMPLES)[:n_pos]
+def padded_signals(spec, pcms: list, steps: int) -> np.ndarray:
+    """(len(pcms), samples) float32: each segment behind its left pad (and the first frame's look-back),
+    zeros after it, long enough for `steps` steps' windows (step k reads [1280 k, 1280 k + 1520))."""
+    left = A.LOOK_BACK + spec.n_left_pad_steps * A.STEP_SAMPLES
+    out = np.zeros((len(pcms), A.STEP_SAMPLES * (steps - 1) + A.STEP_WINDOW), np.float32)
+    for row, pcm in zip(out, pcms):
+        n = min(len(pcm), len(row) - left)
+        row[left:left + n] = pcm[:n]
+    return out
+
+
+@dataclass
+class DecoderStats:
+    """What the decoder's step loops did, summed over calls: benchmarks turn it into bytes per second."""
+
+    steps: int = 0
+    seconds: float = 0.0  # the step loops alone, GPU-synchronised
+    bytes_read: int = 0  # weights and the cache entries the attention reads, per step
 
 
 class Prefill:
     """The model's modules (through the live `ModelStep`) run over whole segments; see the module doc."""
 
-    def __init__(self, step, logmel, device, dtype):
+    def __init__(self, step, logmel, device, dtype, prefix=None):
+        """`prefix`: the live engine's prefix.PromptPrefix (or None), used where its caches are in `dtype`."""
         self.s, self.device, self.dtype = step, device, dtype
         self.logmel = copy.copy(logmel)  # the same arithmetic, on the model's device
         self.logmel.filters_t = logmel.filters_t.to(device)
         self.logmel.window = logmel.window.to(device)
+        self.host_logmel = logmel  # where the live scheduler computes it (the CPU): see mel_on_host
+        self.mel_on_host = False  # mel frames on the CPU, as the live path makes them, at the CPU's speed
+        usable = prefix is not None and prefix.steps > 0 and all(
+            t.dtype == dtype for ts in prefix.tensors.values() for t in ts)
+        self.prefix = prefix if usable else None
+        # Triton builds here when the live step's ring kernel did (engine._prefix tries it at start-up).
+        self.fused_encoder = offline_kernels.available(device) and step.ring_kernel
+        self.ring_kernel = step.ring_kernel  # the live step's decoder attention, so the same arithmetic
+        # The decoder step's q, k and v as one product over a copy of their weights (~1 GB for the
+        # full-size model): at a few hundred rows three narrow products read their weights at a third of
+        # the bandwidth one wide product reaches. Rotary embedding in place (offline_kernels.rope_).
+        fused_dtype = self.fused_encoder and dtype in (torch.bfloat16, torch.float32)
+        attns = [layer.self_attn for layer in step.text.layers]
+        self.qkv_weights = [torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]) for a in attns] \
+            if fused_dtype and _room_for(attns, device) else None
+        self.fused_decoder = self.qkv_weights is not None
+        self.fused_norm = fused_dtype  # offline_kernels.rms_norm: the module's arithmetic but the sum's order
         self.timings: dict[str, float] = {}  # seconds per phase, summed over calls (benchmarks read them)
+        self.decoder = DecoderStats()
         self.pieces: dict[int, str] = {}  # text of single tokens, for segment_transcript
 
     @contextlib.contextmanager
     def timed(self, phase: str):
         started = time.perf_counter()
         yield
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)  # once per batch and phase: the figures are the GPU's
+        self._sync()  # once per batch and phase: the figures are the GPU's
         self.timings[phase] = self.timings.get(phase, 0.0) + time.perf_counter() - started
+
+    def _sync(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     # ---- audio: mel, convolutions, encoder, projector --------------------------------------------
     @torch.no_grad()
     def embed_audio(self, spec, pcms: list, n_pos: list[int]) -> torch.Tensor:
-        """(B, max n_pos, D) audio embeddings; rows past a segment's end are padding."""
+        """(B, max n_pos, D) audio embeddings; rows past a segment's end are silence (never read: causal)."""
         T = max(n_pos)
         out = None
         for g in range(0, len(pcms), ENCODE_BATCH):
-            mels = []
-            for pcm, n in zip(pcms[g:g + ENCODE_BATCH], n_pos[g:g + ENCODE_BATCH]):
-                windows = step_windows(spec, pcm, n).to(self.device)
-                mel = self.logmel(windows).to(self.dtype)  # (n, MELS, 8)
-                mels.append(F.pad(mel, (0, 0, 0, 0, 0, T - n)))  # pad at the end: causal, never read by real steps
-            mel = torch.stack(mels).permute(0, 2, 1, 3).flatten(2)  # (b, MELS, 8T)
+            signal = torch.from_numpy(padded_signals(spec, pcms[g:g + ENCODE_BATCH], T))
+            if self.mel_on_host:
+                mel = self.host_logmel.frames(signal).to(self.device)
+            else:
+                mel = self.logmel.frames(signal.to(self.device))
+            mel = mel.to(self.dtype)  # (b, MELS, 8T): step k's frames are 8k..8k+7
+            del signal
             embeds = self._encode(mel)  # (b, T, D)
             if out is None:
                 out = torch.empty(len(pcms), T, embeds.shape[-1], device=self.device, dtype=self.dtype)
@@ -100,56 +140,88 @@ class Prefill:
         frames = h.shape[1]
         qpos = torch.arange(frames, device=h.device)[None].expand(h.shape[0], -1)
         cos, sin = s.audio.rotary_emb(h, position_ids=qpos)
-        for layer in s.audio.layers:
-            x = layer.self_attn_layer_norm(h)
-            h = h + self._attend_all(layer.self_attn, x, cos, sin, s.audio_window)
-            h = h + layer.mlp(layer.final_layer_norm(h))
-        h = s.audio.norm(h)
+        for i, layer in enumerate(s.audio.layers):
+            x = self._norm(layer.self_attn_layer_norm, h)
+            h = h + self._attend_all(layer.self_attn, x, cos, sin, s.audio_window, i)
+            h = h + layer.mlp(self._norm(layer.final_layer_norm, h))
+        h = self._norm(s.audio.norm, h)
         h = h.reshape(h.shape[0], -1, s.audio_hidden * s.downsample)  # (b, T, 4C)
         return s.projector(h)
 
-    def _attend_all(self, attn, x, cos, sin, window):
-        """Causal sliding-window self-attention over a whole sequence, queries in chunks. x (b, L, D)."""
+    def _norm(self, norm, x, scale=None):
+        """The model's RMS norm module on x, times `scale` if given; one fused pass on a GPU."""
+        if self.fused_norm:
+            return offline_kernels.rms_norm(x, norm, scale)
+        return norm(x) if scale is None else norm(x) * scale
+
+    def _attend_all(self, attn, x, cos, sin, window, layer: int):
+        """Causal sliding-window self-attention over a whole sequence. x (b, L, D)."""
         b, L, _ = x.shape
         Dh = attn.head_dim
-        q = rope(attn.q_proj(x).view(b, L, -1, Dh).transpose(1, 2), cos, sin)  # (b, H, L, Dh)
-        k = rope(attn.k_proj(x).view(b, L, -1, Dh).transpose(1, 2), cos, sin)  # (b, Hkv, L, Dh)
+        if self.fused_encoder:  # positions are 0..L-1 in every row: one table serves the batch
+            q = offline_kernels.rope_(attn.q_proj(x).view(b, L, -1, Dh), cos[0], sin[0]).transpose(1, 2)
+            k = offline_kernels.rope_(attn.k_proj(x).view(b, L, -1, Dh), cos[0], sin[0]).transpose(1, 2)
+        else:
+            q = rope(attn.q_proj(x).view(b, L, -1, Dh).transpose(1, 2), cos, sin)  # (b, H, L, Dh)
+            k = rope(attn.k_proj(x).view(b, L, -1, Dh).transpose(1, 2), cos, sin)  # (b, Hkv, L, Dh)
         v = attn.v_proj(x).view(b, L, -1, Dh).transpose(1, 2)
-        out = torch.empty_like(q)
-        for c0 in range(0, L, QUERY_CHUNK):
-            c1, lo = min(L, c0 + QUERY_CHUNK), max(0, c0 - window + 1)
-            out[:, :, c0:c1] = _sdpa(q[:, :, c0:c1], k[:, :, lo:c1], v[:, :, lo:c1], _mask(c0, c1, lo, window, x.device), attn.scaling)
+        if self.prefix is not None:  # the silent start's keys and values as the live stream holds them
+            n = min(L, self.prefix.frames)
+            k[:, :, :n] = self.prefix.tensors["audio_k"][layer][:, :, :n]
+            v[:, :, :n] = self.prefix.tensors["audio_v"][layer][:, :, :n]
+        if self.fused_encoder:
+            out = offline_kernels.window_attention(q, k, v, window, attn.scaling)  # a (b, L, H, Dh) buffer
+        else:
+            out = torch.empty_like(q)
+            for c0 in range(0, L, QUERY_CHUNK):
+                c1, lo = min(L, c0 + QUERY_CHUNK), max(0, c0 - window + 1)
+                out[:, :, c0:c1] = _sdpa(q[:, :, c0:c1], k[:, :, lo:c1], v[:, :, lo:c1], _mask(c0, c1, lo, window, x.device), attn.scaling)
         return attn.o_proj(out.transpose(1, 2).reshape(b, L, -1))
 
-    # ---- decoder: prompt in one pass, then one step per position --------------------------------
+    # ---- decoder: one step per position, the prompt's included --------------------------------------
     @torch.no_grad()
     def decode(self, prompt: list[int], delay_steps: int, batch: Batch,
                on_step: Callable[[int, int], None] | None = None) -> list[list[int]]:
         """Output tokens of every segment (from the last prompt position on), greedy, as the live step.
 
-        The prompt runs as one pass; then each position is one step of the whole batch with static
-        shapes (the cache is masked past the position), replayed as a CUDA graph on a GPU: a step of
-        ~1,300 small kernels costs more to launch one by one than to run."""
+        Each position is one step of the whole batch with static shapes, replayed as a CUDA graph on a
+        GPU (a step of about a thousand small kernels costs more to launch one by one than to run); prompt
+        positions take the prompt's token as input, as in a live stream. Positions the prompt prefix
+        covers are copied from it, not stepped."""
         s, B, T = self.s, len(batch.n_pos), max(batch.n_pos)
         P = len(prompt)
         assert all(n >= P for n in batch.n_pos), "a segment is shorter than its prompt"
         cache = self._cache(B, T)
+        start = self._apply_prefix(cache, delay_steps)
         scales = [sc[delay_steps] for sc in s.delay_scales]  # (D,) per layer
-        tokens = torch.tensor(prompt, device=self.device)[None].expand(B, -1)
-        hidden = s.text.embed_tokens(tokens) + batch.embeds[:, :P]
-        first = self._forward(hidden, 0, cache, scales)  # (B,) the output at position P - 1
-        state = _DecodeState.allocate(first, T, self.device)
-        state.out[:, P - 1] = first
+        state = _DecodeState.allocate(B, T, self.device)
+        state.token.fill_(prompt[start])
         step = lambda: self._step(state, batch.embeds, cache, scales)  # noqa: E731
-        if P < T and self.device.type == "cuda":
-            step = _graphed(step, state, P)
-        for pos in range(P, T):
+        if self.device.type == "cuda":
+            step = _graphed(step, state, start)
+        self._sync()
+        started = time.perf_counter()
+        for pos in range(start, T):
+            if pos < P:
+                state.token.fill_(prompt[pos])  # a prompt position: its input is the prompt's, not the last output
             state.pos.fill_(pos)
             step()
             if on_step:
                 on_step(pos, T)
+        self._sync()
+        self._count(B, start, T, time.perf_counter() - started)
         host = state.out.cpu()  # the one sync of the decode loop
         return [host[i, P - 1:n].tolist() for i, n in enumerate(batch.n_pos)]
+
+    def _apply_prefix(self, cache, delay_steps: int) -> int:
+        """Copy the prompt prefix's decoder cache for this delay into every row; the first position to step."""
+        if self.prefix is None:
+            return 0
+        n = self.prefix.steps
+        for (k_cache, v_cache), k, v in zip(cache, self.prefix.tensors["text_k"], self.prefix.tensors["text_v"]):
+            k_cache[:, :, :n] = k[delay_steps - 1]
+            v_cache[:, :, :n] = v[delay_steps - 1]
+        return n
 
     def _step(self, st: "_DecodeState", embeds, cache, scales) -> None:
         """One position `st.pos` for every row, shapes fixed: reads st.token, writes st.token and st.out."""
@@ -157,18 +229,24 @@ class Prefill:
         hidden = s.text.embed_tokens(st.token)[:, None] + embeds.index_select(1, st.pos)  # (B, 1, D)
         qpos = st.pos.view(1, 1).expand(B, 1)
         cos, sin = s.text.rotary_emb(hidden, position_ids=qpos)
-        mask = ((st.keys <= st.pos) & (st.keys > st.pos - s.text_window))[None, None, None]  # (1, 1, 1, T)
+        mask = None
+        if not self.ring_kernel:
+            mask = ((st.keys <= st.pos) & (st.keys > st.pos - s.text_window))[None, None, None]  # (1, 1, 1, T)
         for i, layer in enumerate(s.text.layers):
-            x = layer.input_layernorm(hidden)
-            hidden = hidden + self._attend_step(layer.self_attn, x, cos, sin, cache[i], st.pos, mask)
-            x = layer.post_attention_layernorm(hidden) * scales[i]
+            x = self._norm(layer.input_layernorm, hidden)
+            if self.fused_decoder:
+                attended = self._attend_step_fused(layer.self_attn, self.qkv_weights[i], x, cos[0], sin[0], cache[i], st.pos, qpos)
+            else:
+                attended = self._attend_step(layer.self_attn, x, cos, sin, cache[i], st.pos, qpos, mask)
+            hidden = hidden + attended
+            x = self._norm(layer.post_attention_layernorm, hidden, scales[i])
             hidden = hidden + layer.mlp(x)
-        hidden = s.text.norm(hidden)
+        hidden = self._norm(s.text.norm, hidden)
         token = s.lm_head(hidden[:, -1, :]).float().argmax(dim=-1)
         st.token.copy_(token)
         st.out.index_copy_(1, st.pos, token[:, None])
 
-    def _attend_step(self, attn, x, cos, sin, kv, pos, mask):
+    def _attend_step(self, attn, x, cos, sin, kv, pos, qpos, mask):
         B = x.shape[0]
         Dh = attn.head_dim
         k_cache, v_cache = kv
@@ -177,7 +255,30 @@ class Prefill:
         v_cache.index_copy_(2, pos, attn.v_proj(x).view(B, 1, -1, Dh).transpose(1, 2))
         H, Hkv = q.shape[1], k_cache.shape[1]
         # Grouped-query heads as rows of their KV head, as the live step does it.
-        out = F.scaled_dot_product_attention(q.reshape(B, Hkv, H // Hkv, Dh), k_cache, v_cache, attn_mask=mask, scale=attn.scaling)
+        q = q.reshape(B, Hkv, H // Hkv, Dh)
+        if self.ring_kernel:  # reads the cache up to this position only
+            out = attention.ring_attention(q.contiguous(), k_cache, v_cache, None, None, qpos, qpos, self.s.text_window,
+                                           attn.scaling, linear=True)
+        else:
+            out = F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=mask, scale=attn.scaling)
+        return attn.o_proj(out.reshape(B, 1, H * Dh))
+
+    def _attend_step_fused(self, attn, qkv_weight, x, cos, sin, kv, pos, qpos):
+        """_attend_step with one q/k/v product and rotary embedding in place; cos, sin (1, Dh)."""
+        B = x.shape[0]
+        Dh = attn.head_dim
+        k_cache, v_cache = kv
+        Hkv = k_cache.shape[1]
+        nk = Hkv * Dh
+        qkv = F.linear(x, qkv_weight)  # (B, 1, nq + 2 nk)
+        q = offline_kernels.rope_(qkv[..., :-2 * nk].view(B, 1, -1, Dh), cos, sin)  # (B, 1, H, Dh)
+        k = offline_kernels.rope_(qkv[..., -2 * nk:-nk].view(B, 1, Hkv, Dh), cos, sin)
+        k_cache.index_copy_(2, pos, k.transpose(1, 2))
+        v_cache.index_copy_(2, pos, qkv[..., -nk:].view(B, 1, Hkv, Dh).transpose(1, 2))
+        H = q.shape[2]
+        q = q.reshape(B, Hkv, H // Hkv, Dh)  # grouped-query heads as rows of their KV head
+        out = attention.ring_attention(q, k_cache, v_cache, None, None, qpos, qpos, self.s.text_window, attn.scaling,
+                                       linear=True)
         return attn.o_proj(out.reshape(B, 1, H * Dh))
 
     def _cache(self, B, T):
@@ -188,36 +289,27 @@ class Prefill:
         return [(torch.zeros(shape, device=self.device, dtype=self.dtype), torch.zeros(shape, device=self.device, dtype=self.dtype))
                 for _ in t.layers]
 
-    def _forward(self, hidden, start: int, cache, scales) -> torch.Tensor:
-        """Decoder over positions [start, start + L) for rows 0..b-1; writes the cache; next tokens (b,)."""
-        s = self.s
-        b, L, _ = hidden.shape
-        qpos = torch.arange(start, start + L, device=self.device)[None].expand(b, -1)
-        cos, sin = s.text.rotary_emb(hidden, position_ids=qpos)
-        for i, layer in enumerate(s.text.layers):
-            x = layer.input_layernorm(hidden)
-            hidden = hidden + self._attend_cached(layer.self_attn, x, cos, sin, cache[i], start)
-            x = layer.post_attention_layernorm(hidden) * scales[i]
-            hidden = hidden + layer.mlp(x)
-        hidden = s.text.norm(hidden)
-        return s.lm_head(hidden[:, -1, :]).float().argmax(dim=-1)
+    def _count(self, B: int, start: int, T: int, seconds: float) -> None:
+        """Bytes the steps [start, T) read: the decoder's weights (the LM head's included, the embedding
+        rows not) each step, and the cache entries each step's attention reads (all of them under SDPA)."""
+        t, s = self.s.text, self.s
+        size = torch.finfo(self.dtype).bits // 8
+        weights = sum(p.numel() for p in t.layers.parameters()) + sum(p.numel() for p in t.norm.parameters())
+        weights = (weights + s.lm_head.weight.numel()) * size
+        per_key = 2 * len(t.layers) * B * t.config.num_key_value_heads * t.layers[0].self_attn.head_dim * size
+        window = s.text_window
+        keys = sum(min(pos + 1, window) if self.ring_kernel else T for pos in range(start, T))
+        self.decoder.steps += T - start
+        self.decoder.seconds += seconds
+        self.decoder.bytes_read += (T - start) * weights + keys * per_key
 
-    def _attend_cached(self, attn, x, cos, sin, kv, start):
-        b, L, _ = x.shape
-        Dh, window = attn.head_dim, self.s.text_window
-        k_cache, v_cache = kv[0][:b], kv[1][:b]
-        q = rope(attn.q_proj(x).view(b, L, -1, Dh).transpose(1, 2), cos, sin)  # (b, H, L, Dh)
-        k_cache[:, :, start:start + L] = rope(attn.k_proj(x).view(b, L, -1, Dh).transpose(1, 2), cos, sin)
-        v_cache[:, :, start:start + L] = attn.v_proj(x).view(b, L, -1, Dh).transpose(1, 2)
-        end, lo = start + L, max(0, start - window + 1)
-        H, Hkv = q.shape[1], k_cache.shape[1]
-        k, v = k_cache[:, :, lo:end], v_cache[:, :, lo:end]
-        if L == 1:  # grouped-query heads as rows of their KV head, as the live step does it; no mask needed
-            out = F.scaled_dot_product_attention(q.reshape(b, Hkv, H // Hkv, Dh), k, v, scale=attn.scaling)
-        else:
-            out = _sdpa(q, k, v, _mask(start, end, lo, window, x.device), attn.scaling)
-        out = out.reshape(b, H, L, Dh).transpose(1, 2).reshape(b, L, H * Dh)
-        return attn.o_proj(out)
+
+def _room_for(attns, device) -> bool:
+    """Whether the fused q/k/v copy leaves several GiB free (a worker whose live pool took nearly all the
+    memory keeps the three products and its memory for segments)."""
+    size = sum(p.numel() * p.element_size() for a in attns for p in (a.q_proj.weight, a.k_proj.weight, a.v_proj.weight))
+    free, _ = torch.cuda.mem_get_info(device)
+    return free > size + 8 * GIB
 
 
 @dataclass
@@ -230,9 +322,9 @@ class _DecodeState:
     out: torch.Tensor  # (B, T) long: the output token at each position
 
     @classmethod
-    def allocate(cls, first: torch.Tensor, T: int, device) -> "_DecodeState":
-        return cls(token=first.clone(), pos=torch.zeros(1, dtype=torch.long, device=device),
-                   keys=torch.arange(T, device=device), out=torch.zeros(first.shape[0], T, dtype=torch.long, device=device))
+    def allocate(cls, B: int, T: int, device) -> "_DecodeState":
+        return cls(token=torch.zeros(B, dtype=torch.long, device=device), pos=torch.zeros(1, dtype=torch.long, device=device),
+                   keys=torch.arange(T, device=device), out=torch.zeros(B, T, dtype=torch.long, device=device))
 
 
 def _graphed(step, state: _DecodeState, first_pos: int):

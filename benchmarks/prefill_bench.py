@@ -1,0 +1,253 @@
+"""The offline path's phases alone on the full-size random bf16 model: audio pass, decoder steps, agreement.
+
+    python3 benchmarks/prefill_bench.py --segments 256 --segment-s 49 --out prefill.json
+
+Audio pass: `--segments` segments of `--segment-s` seconds through mel, encoder and projector, with the
+fused sliding-window kernel (offline_kernels.py) and, on a sample, with SDPA in query chunks; the
+kernel is first checked against SDPA on the encoder's shapes. Decoder: the same segments as one batch,
+every position stepped as the offline path steps it, with the bytes read per step (weights, and the
+cache entries the attention reads) over the time of the step loop. One eager step and one encoder pass
+are profiled (kernel time by kind). Agreement: `--agreement-segments` segments of 30 s through the
+prefill path and through the live streaming step, token by token, as reprocess_bench.py counts it.
+Random weights: the times are those of real-size models; the tokens are meaningless.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import engine_bench as EB  # noqa: E402
+from transcription.engine import Engine, EngineOptions, offline, offline_batch, offline_kernels, prefill  # noqa: E402
+from transcription.engine import audio as A  # noqa: E402
+
+SR = 16_000
+
+
+def sync():
+    torch.cuda.synchronize()
+
+
+def timed(fn):
+    sync()
+    t0 = time.perf_counter()
+    out = fn()
+    sync()
+    return out, time.perf_counter() - t0
+
+
+def kernel_check(window=750, L=2700, b=2, H=32, D=64) -> float:
+    """Relative error of the fused kernel against SDPA with the boolean window mask (float32 reference)."""
+    g = torch.Generator(device="cuda").manual_seed(0)
+    q, k, v = (torch.randn(b, H, L, D, device="cuda", generator=g, dtype=torch.bfloat16) for _ in range(3))
+    got = offline_kernels.window_attention(q, k, v, window, D ** -0.5).float()
+    i = torch.arange(L, device="cuda")
+    mask = (i[None, :] <= i[:, None]) & (i[None, :] > i[:, None] - window)
+    ref = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask, scale=D ** -0.5)
+    return float((got - ref).norm() / ref.norm())
+
+
+def ring_linear_check(window: int, B=64, Hkv=8, G=4, T=700, D=128) -> float:
+    """Largest difference between the ring kernel on a position-ordered cache read up to each query
+    (`linear=True`) and read whole with key positions (the live step's mode): 0 when the arithmetic is the same."""
+    from transcription.engine import attention
+
+    g = torch.Generator(device="cuda").manual_seed(1)
+    q = torch.randn(B, Hkv, G, D, device="cuda", generator=g, dtype=torch.bfloat16)
+    k, v = (torch.randn(B, Hkv, T, D, device="cuda", generator=g, dtype=torch.bfloat16) for _ in range(2))
+    qpos = torch.randint(0, T, (B, 1), device="cuda", generator=g)
+    keys = torch.arange(T, device="cuda").expand(B, T)
+    whole = attention.ring_attention(q, k, v, None, None, keys, qpos, window, D ** -0.5)
+    part = attention.ring_attention(q, k, v, None, None, qpos, qpos, window, D ** -0.5, linear=True)
+    return float((whole.float() - part.float()).abs().max())
+
+
+def rope_check(pf, L=700, b=2) -> float:
+    """Largest difference between the fused in-place rotary embedding and step.rope (0: the same bits)."""
+    from transcription.engine.step import rope
+
+    attn = pf.s.audio.layers[0].self_attn
+    x = torch.randn(b, L, attn.q_proj.out_features, device="cuda", dtype=pf.dtype)
+    qpos = torch.arange(L, device="cuda")[None].expand(b, -1)
+    cos, sin = pf.s.audio.rotary_emb(x, position_ids=qpos)
+    ref = rope(x.view(b, L, -1, attn.head_dim).transpose(1, 2), cos, sin)
+    got = offline_kernels.rope_(x.view(b, L, -1, attn.head_dim).clone(), cos[0], sin[0]).transpose(1, 2)
+    worst = float((got.float() - ref.float()).abs().max())
+    # the decoder's case: q as a slice of the fused q/k/v product, one position
+    text, Dh = pf.s.text, pf.s.text.layers[0].self_attn.head_dim
+    wide = torch.randn(64, 1, 3 * 2048, device="cuda", dtype=pf.dtype) * 4
+    qpos = torch.full((64, 1), 613, device="cuda")
+    cos, sin = text.rotary_emb(wide, position_ids=qpos)
+    ref = rope(wide[..., :4096].reshape(64, 1, -1, Dh).transpose(1, 2), cos, sin)
+    got = offline_kernels.rope_(wide[..., :4096].view(64, 1, -1, Dh), cos[0], sin[0]).transpose(1, 2)
+    return max(worst, float((got.float() - ref.float()).abs().max()))
+
+
+def norm_check(pf) -> dict:
+    """The fused RMS norm against the module (times a delay scale): largest difference, share of values not equal."""
+    layer = pf.s.text.layers[3]
+    x = torch.randn(256, 1, layer.input_layernorm.weight.shape[0], device="cuda", dtype=pf.dtype) * 3
+    scale = pf.s.delay_scales[3][12]
+    ref = layer.post_attention_layernorm(x) * scale
+    got = offline_kernels.rms_norm(x, layer.post_attention_layernorm, scale)
+    enc = pf.s.audio.layers[0].final_layer_norm
+    xe = torch.randn(8, 700, enc.weight.shape[0], device="cuda", dtype=pf.dtype)
+    ref_e, got_e = enc(xe), offline_kernels.rms_norm(xe, enc)
+    return {"max_diff": max(float((got.float() - ref.float()).abs().max()), float((got_e.float() - ref_e.float()).abs().max())),
+            "unequal_share": round(float(((got != ref).float().mean() + (got_e != ref_e).float().mean()) / 2), 6)}
+
+
+def linear_sweep(log, B=256, T=667, pos=600, Hkv=8, G=4, D=128) -> dict:
+    """The decoder attention on a position-ordered cache at one late position, per launch setting; the
+    fastest is kept in attention.TUNING["linear"] for the rest of the run."""
+    from transcription.engine import attention
+
+    q = torch.randn(B, Hkv, G, D, device="cuda", dtype=torch.bfloat16)
+    k, v = (torch.randn(B, Hkv, T, D, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    qpos = torch.full((B, 1), pos, device="cuda")
+    read = 2 * B * Hkv * (pos + 1) * D * 2
+    out = {}
+    for warps, stages in ((4, 3), (4, 2), (4, 1), (8, 2), (2, 2)):
+        attention.TUNING["linear"].update(warps=warps, stages=stages)
+        call = lambda: attention.ring_attention(q, k, v, None, None, qpos, qpos, 1056, D ** -0.5, linear=True)  # noqa: E731
+        call()
+        _, t = timed(lambda: [call() for _ in range(50)])
+        out[f"w{warps}s{stages}"] = {"ms": round(t / 50 * 1000, 4), "gb_s": round(read / (t / 50) / 1e9, 0)}
+    best = min(out, key=lambda name: out[name]["ms"])
+    attention.TUNING["linear"].update(warps=int(best[1:best.index("s")]), stages=int(best[best.index("s") + 1:]))
+    log(f"decoder attention, one layer at position {pos} of {B} rows: {out}; kept {best}")
+    return {"sweep": out, "kept": best}
+
+
+def top_kernels(fn, n=14) -> list[str]:
+    """CUDA kernel time of one call of `fn`, by kernel name, largest first."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    sync()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        sync()
+    rows = sorted(prof.key_averages(), key=lambda e: -e.device_time_total)
+    total = sum(e.device_time_total for e in rows)
+    lines = [f"total {total / 1000:.2f} ms in {sum(e.count for e in rows)} kernels"]
+    lines += [f"{e.device_time_total / 1000:8.2f} ms {e.count:5d}x {e.key[:90]}" for e in rows[:n]]
+    return lines
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--segments", type=int, default=256)
+    ap.add_argument("--segment-s", type=float, default=49)
+    ap.add_argument("--text-window", type=int, default=1056)
+    ap.add_argument("--agreement-segments", type=int, default=32)
+    ap.add_argument("--sdpa-segments", type=int, default=32, help="segments of the audio pass timed with SDPA too (0: none)")
+    ap.add_argument("--all-variants", action="store_true", help="agreement also without the prompt prefix, with SDPA attention, with mel on the CPU")
+    ap.add_argument("--out", default="prefill-bench.json")
+    args = ap.parse_args()
+    torch.set_grad_enabled(False)  # the profiled calls run the model's modules directly
+    started = time.perf_counter()
+
+    def log(msg):
+        print(f"[{time.perf_counter() - started:6.1f}s] {msg}", flush=True)
+
+    _, spec = EB.make_spec()
+    engine = Engine(EB.build_model(False), spec, EngineOptions(max_streams=16, text_window=args.text_window,
+                                                               offline_batch=args.segments))
+    pf = offline_batch._prefill(engine)
+    log(f"engine ready; fused encoder {pf.fused_encoder}, ring kernel {pf.ring_kernel}, prefix {pf.prefix is not None}")
+    result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "settings": vars(args)}
+    result["window_kernel_rel_err"] = kernel_check()
+    log(f"fused window kernel against SDPA (float32): relative error {result['window_kernel_rel_err']:.2e}")
+    result["ring_linear_max_diff"] = [ring_linear_check(w) for w in (1056, 300)]
+    log(f"ring kernel read up to the query against whole (windows 1056, 300): largest difference {result['ring_linear_max_diff']}")
+
+    result["rope_max_diff"] = rope_check(pf)
+    log(f"fused rotary embedding against step.rope: largest difference {result['rope_max_diff']}")
+    result["rms_norm"] = norm_check(pf)
+    log(f"fused RMS norm against the module: {result['rms_norm']}")
+    result["decoder_attention"] = linear_sweep(log)
+
+    chirps = [EB.chirp(args.segment_s, seed=i).astype(np.float32) / 32768.0 for i in range(7)]
+    pcms = [chirps[i % 7] for i in range(args.segments)]
+    delay = A.delay_steps(960)
+    n_pos = [prefill.positions(spec, len(p), delay) for p in pcms]
+    pf.embed_audio(spec, pcms[:prefill.ENCODE_BATCH], n_pos[:prefill.ENCODE_BATCH])  # warm-up: kernels built
+    embeds, t_audio = timed(lambda: pf.embed_audio(spec, pcms, n_pos))
+    audio_s = len(pcms) * args.segment_s
+    result["audio_pass"] = {"segments": len(pcms), "audio_h": round(audio_s / 3600, 2), "seconds": round(t_audio, 3),
+                            "per_audio_hour_s": round(t_audio / (audio_s / 3600), 3)}
+    log(f"audio pass, fused: {len(pcms)} x {args.segment_s} s in {t_audio:.2f} s ({result['audio_pass']['per_audio_hour_s']:.2f} s per audio hour)")
+    if args.sdpa_segments:
+        m = args.sdpa_segments
+        pf.fused_encoder = False
+        _, t_sdpa = timed(lambda: pf.embed_audio(spec, pcms[:m], n_pos[:m]))
+        pf.fused_encoder = True
+        per_h = t_sdpa / (m * args.segment_s / 3600)
+        result["audio_pass"]["sdpa_per_audio_hour_s"] = round(per_h, 3)
+        log(f"audio pass, SDPA in query chunks: {m} segments in {t_sdpa:.2f} s ({per_h:.2f} s per audio hour)")
+    mel = pf.logmel.frames(torch.from_numpy(prefill.padded_signals(spec, pcms[:32], max(n_pos))).cuda()).to(pf.dtype)
+    result["encoder_profile"] = top_kernels(lambda: pf._encode(mel))
+    del mel
+    log("encoder pass of 32 segments, kernels:\n  " + "\n  ".join(result["encoder_profile"]))
+
+    prompt = spec.prompt(delay)
+    batch = prefill.Batch(pcms, n_pos, embeds)
+    pf.decoder = prefill.DecoderStats()
+    _, t_dec = timed(lambda: pf.decode(prompt, delay, batch))
+    st = pf.decoder
+    result["decoder"] = {"batch": len(pcms), "positions": max(n_pos), "steps": st.steps, "seconds": round(t_dec, 3),
+                         "step_loop_s": round(st.seconds, 3), "step_ms": round(1000 * st.seconds / st.steps, 3),
+                         "gb_per_step": round(st.bytes_read / st.steps / 1e9, 3),
+                         "gb_s": round(st.bytes_read / st.seconds / 1e9, 1)}
+    log(f"decoder: {result['decoder']}")
+    B, T = len(pcms), max(n_pos)
+    cache = pf._cache(B, T)
+    state = prefill._DecodeState.allocate(B, T, pf.device)
+    scales = [sc[delay] for sc in pf.s.delay_scales]
+    state.pos.fill_(T - 60)
+    result["decoder_profile"] = top_kernels(lambda: pf._step(state, embeds, cache, scales))
+    del cache, state, embeds, batch
+    log(f"one eager decoder step at position {T - 60}, kernels:\n  " + "\n  ".join(result["decoder_profile"]))
+
+    if args.agreement_segments:
+        n = 30 * SR
+        long = np.concatenate([EB.chirp(600, seed=i) for i in range(2)]).astype(np.float32) / 32768.0
+        segments = [long[i * n:(i + 1) * n] for i in range(args.agreement_segments)]
+        live, t_live = timed(lambda: offline.transcribe_many(engine, segments, 960, segment_s=3600, search_s=1))
+        live_ids = [[t.token_id for t in x.tokens] for x in live]
+        variants = {"as built": {}, "RMS norms by PyTorch": {"fused_norm": False},
+                    "decoder q/k/v products and rotary embedding by PyTorch": {"fused_decoder": False}}
+        if args.all_variants:
+            variants.update({"no prompt prefix": {"prefix": None}, "encoder attention by SDPA": {"fused_encoder": False},
+                             "decoder attention by SDPA": {"ring_kernel": False, "fused_decoder": False},
+                             "mel on the CPU": {"mel_on_host": True}})
+        result["agreement"] = {"segments": len(segments), "streaming_s": round(t_live, 2)}
+        for name, change in variants.items():
+            saved = {key: getattr(pf, key) for key in change}
+            for key, value in change.items():
+                setattr(pf, key, value)
+            fast, t_fast = timed(lambda: offline_batch.transcribe_segments(engine, segments, 960))
+            for key, value in saved.items():
+                setattr(pf, key, value)
+            same = [sum(x == y for x, y in zip([t.token_id for t in a.tokens], b)) for a, b in zip(fast, live_ids)]
+            sizes = [len(b) for b in live_ids]
+            half = len(segments) // 2
+            row = {"agreement": round(sum(same) / sum(sizes), 4), "tokens": sum(sizes),
+                   "first_half": round(sum(same[:half]) / sum(sizes[:half]), 4), "prefill_s": round(t_fast, 2)}
+            result["agreement"][name] = row
+            log(f"token agreement, {name}: {row}")
+    engine.shutdown()
+    Path(args.out).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
