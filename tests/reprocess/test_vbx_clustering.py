@@ -71,14 +71,16 @@ def test_clusters_equal_pyannotes(plda, counts):
     assert len(np.unique(hard[hard >= 0])) > 1
 
 
-def test_installed_on_a_loaded_pipeline_and_removed_again(pyannote_dir):
+def test_installed_on_gpu_pipelines_only_and_removable(pyannote_dir):
     from transcription.reprocess import diarize
 
     [pipeline] = diarize.load_pipelines(pyannote_dir, "cpu")
-    assert isinstance(pipeline.clustering, vbx_clustering.torch_vbx_clustering())
+    assert type(pipeline.clustering) is VBxClustering, "on the CPU pyannote's NumPy VBx is as fast"
     threshold = pipeline.clustering.threshold
-    vbx_clustering.uninstall(pipeline)
+    assert vbx_clustering.install(pipeline, on_cpu=True)
     try:
-        assert type(pipeline.clustering) is VBxClustering and pipeline.clustering.threshold == threshold
+        assert isinstance(pipeline.clustering, vbx_clustering.torch_vbx_clustering())
+        assert pipeline.clustering.threshold == threshold and pipeline.clustering.device == pipeline.device
     finally:
-        assert vbx_clustering.install(pipeline)
+        vbx_clustering.uninstall(pipeline)
+    assert type(pipeline.clustering) is VBxClustering and pipeline.clustering.threshold == threshold

@@ -9,20 +9,26 @@ pyannote's NumPy/SciPy, most of it in `scipy.special.logsumexp` and the float64 
 float64 arithmetic runs in torch on the pipeline's device (a GPU does it in milliseconds), with the
 shared sum computed once per iteration rather than twice. AHC (SciPy) and the assignment stay pyannote's.
 
-Float64 sums in a different order differ from pyannote's in the last bits (~1e-12 relative after 20
-iterations), so responsibilities and centroids are equal to float tolerance, and the clusters chosen
-from them are the same; tests/reprocess/test_vbx_clustering.py compares both.
+Float64 sums in a different order differ from pyannote's in the last bits (~1e-15 after 20 iterations),
+so responsibilities and centroids are equal to float tolerance, and the clusters chosen from them are
+the same; tests/reprocess/test_vbx_clustering.py compares both. Installed only on pipelines that run on
+a GPU: on the CPU, torch's float64 products are no faster than NumPy's (slower on a loaded machine), so
+a CPU pipeline keeps pyannote's.
 """
 import numpy as np
 
 
-def install(pipeline) -> bool:
-    """Use this clustering for this pipeline instance if it clusters with pyannote's VBx; says whether it did."""
+def install(pipeline, on_cpu: bool = False) -> bool:
+    """Use this clustering for this pipeline instance if it clusters with pyannote's VBx on a GPU (or on
+    the CPU too with `on_cpu`); says whether it did."""
     try:
         from pyannote.audio.pipelines.clustering import VBxClustering
     except ImportError:
         return False
     clustering = getattr(pipeline, "clustering", None)
+    device = getattr(pipeline, "device", None)
+    if not on_cpu and getattr(device, "type", "cpu") == "cpu":
+        return False
     if type(clustering) is not VBxClustering:
         return isinstance(clustering, torch_vbx_clustering())
     # The instance keeps its hyper-parameters (threshold, Fa, Fb) and PLDA; only its class changes.
@@ -89,7 +95,7 @@ def _vbx_clustering_class():
         device = None
 
         def to(self, device):
-            self.device = device  # followed by SpeakerDiarization.to
+            self.device = device  # followed by SpeakerDiarization.to (float64 on the CPU is fine, only slower)
             return self
 
         def __call__(self, embeddings, segmentations=None, num_clusters=None, min_clusters=None, max_clusters=None, **kwargs):
