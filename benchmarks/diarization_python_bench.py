@@ -13,10 +13,13 @@ each (window, speaker) gets that speaker's voice vector plus noise as its embedd
 timed separately on the benchmark's synthetic audio: the segmentation network over the whole recording,
 the embedding network over a sample of windows, scaled to all of them.
 
-    python benchmarks/diarization_python_bench.py --minutes 30 [--profile] [--network-minutes 2]
+    python benchmarks/diarization_python_bench.py --minutes 30 [--speakers 5] [--profile]
+        [--torch-vbx] [--network-minutes 2] [--end-to-end-minutes 3]
 
-prints, per implementation (pyannote's own steps, then `transcription/reprocess/fast_steps.py`), the
-seconds of each step and of all of them, and whether both give the same turns.
+prints, per implementation (pyannote's own steps, then ours: `transcription/reprocess/fast_steps.py`,
+and `vbx_clustering.py` with --torch-vbx, as a GPU pipeline has it), the seconds of each step and of all
+of them, whether both give the same turns, and the cost of the two network steps without their networks.
+Results: benchmarks/results/diarization-python-2026-11-30.md.
 """
 import argparse
 import cProfile

@@ -109,8 +109,6 @@ def speaker_count(binarized_segmentations, frames, warm_up=(0.1, 0.1)):
 
 def to_diarization(segmentations, count):
     """`SpeakerDiarizationMixin.to_diarization`: in each frame, the `count` speakers of highest activation."""
-    from pyannote.core import SlidingWindowFeature
-
     activations = aggregate(segmentations, count.sliding_window, hamming=False, missing=0.0, skip_average=True)
     return _top_speakers(activations, count)
 
