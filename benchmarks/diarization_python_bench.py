@@ -14,11 +14,11 @@ timed separately on the benchmark's synthetic audio: the segmentation network ov
 the embedding network over a sample of windows, scaled to all of them.
 
     python benchmarks/diarization_python_bench.py --minutes 30 [--speakers 5] [--profile]
-        [--torch-vbx] [--network-minutes 2] [--end-to-end-minutes 3]
+        [--network-minutes 2] [--end-to-end-minutes 3]
 
-prints, per implementation (pyannote's own steps, then ours: `transcription/reprocess/fast_steps.py`,
-and `vbx_clustering.py` with --torch-vbx, as a GPU pipeline has it), the seconds of each step and of all
-of them, whether both give the same turns, and the cost of the two network steps without their networks.
+prints, per implementation (pyannote's own steps, then ours: `transcription/reprocess/fast_steps.py` and
+`vbx_clustering.py`), the seconds of each step and of all of them, whether both give the same turns,
+and the cost of the two network steps without their networks.
 Results: benchmarks/results/diarization-python-2026-11-30.md.
 """
 import argparse
@@ -84,7 +84,7 @@ def synthetic_steps(pipeline, minutes: float, speakers: int, seed: int = 0):
     return SlidingWindowFeature(data, window), embeddings
 
 
-def run_steps(pipeline, segmentations, embeddings, fast: bool, torch_vbx: bool = False):
+def run_steps(pipeline, segmentations, embeddings, fast: bool):
     """pipeline.apply on the given network outputs, each post-processing step timed."""
     import torch
 
@@ -95,7 +95,7 @@ def run_steps(pipeline, segmentations, embeddings, fast: bool, torch_vbx: bool =
     try:
         if fast:
             fast_steps.install(pipeline)
-            vbx_clustering.install(pipeline, on_cpu=torch_vbx)
+            vbx_clustering.install(pipeline)
         else:
             fast_steps.uninstall(pipeline)
             vbx_clustering.uninstall(pipeline)
@@ -182,7 +182,7 @@ def around_networks_seconds(pipeline, minutes: float, segmentations) -> dict:
     return {"segmentation step without its network": t1 - t0, "embedding step without its network": t2 - t1}
 
 
-def end_to_end(pipeline, minutes: float, torch_vbx: bool = False) -> None:
+def end_to_end(pipeline, minutes: float) -> None:
     """`diarize_pcm` on `minutes` of the benchmark's audio, networks included, with pyannote's steps and
     with ours: wall time and whether the turns are the same."""
     from engine_bench import chirp
@@ -197,7 +197,7 @@ def end_to_end(pipeline, minutes: float, torch_vbx: bool = False) -> None:
         (fast_steps.install if fast else fast_steps.uninstall)(pipeline)
         vbx_clustering.uninstall(pipeline)
         if fast:
-            vbx_clustering.install(pipeline, on_cpu=torch_vbx)
+            vbx_clustering.install(pipeline)
         t0 = time.perf_counter()
         results[fast] = diarize_pcm([pipeline], pcm, chunk_s=1800)
         print(f"{'fast_steps' if fast else 'pyannote':>10}: {minutes:g} min separated in {time.perf_counter() - t0:.1f}s "
@@ -213,7 +213,6 @@ def main():
     ap.add_argument("--profile", action="store_true", help="cProfile pyannote's own steps, top 25 by own time")
     ap.add_argument("--network-minutes", type=float, default=0.0, help="also time the networks on this much audio (0: not)")
     ap.add_argument("--sample-windows", type=int, default=16)
-    ap.add_argument("--torch-vbx", action="store_true", help="VBx in torch on the CPU too (as on a GPU pipeline)")
     ap.add_argument("--end-to-end-minutes", type=float, default=0.0, help="also separate this much audio with the networks (0: not)")
     args = ap.parse_args()
 
@@ -232,7 +231,7 @@ def main():
     results = {}
     for _ in range(args.repeat):  # alternating, so that both see the same load on a shared machine
         for fast in (False, True):
-            output, times = run_steps(pipeline, segmentations, embeddings, fast, args.torch_vbx)
+            output, times = run_steps(pipeline, segmentations, embeddings, fast)
             if fast not in results or times["all"] < results[fast][1]["all"]:
                 results[fast] = (output, times)
     for fast in (False, True):
@@ -253,7 +252,7 @@ def main():
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
 
     if args.end_to_end_minutes:
-        end_to_end(pipeline, args.end_to_end_minutes, args.torch_vbx)
+        end_to_end(pipeline, args.end_to_end_minutes)
 
     around = around_networks_seconds(pipeline, args.minutes, segmentations)
     print("  ".join(f"{k} {v:.2f}s" for k, v in around.items()))

@@ -72,7 +72,7 @@ def _load(model_dir: str, device: str | None, batch_size: int = 0):
         pipeline.segmentation_batch_size = pipeline.embedding_batch_size = batch_size
     window_embeddings.install(pipeline)  # same embeddings, the network run once per window
     fast_steps.install(pipeline)  # same turns, pyannote's per-frame loops as array operations
-    vbx_clustering.install(pipeline)  # on a GPU: VBx iterations in torch there
+    vbx_clustering.install(pipeline)  # the same clusters, each VBx iteration's terms built once
     return pipeline
 
 
