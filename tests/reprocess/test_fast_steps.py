@@ -128,10 +128,10 @@ def test_turns_from_frames_equal_pyannotes():
         assert tracks(fast_steps.to_annotation(discrete, min_duration_off=off)) == tracks(theirs)
 
 
-def test_a_pipeline_gives_the_same_speakers_with_these_steps(pyannote_dir, two_voices):
+def test_a_pipeline_gives_the_same_speakers_with_these_steps_and_lean_vbx(pyannote_dir, two_voices):
     import torch
 
-    from transcription.reprocess import diarize
+    from transcription.reprocess import diarize, vbx_clustering
 
     _, pcm, _ = two_voices
     [pipeline] = diarize.load_pipelines(pyannote_dir, "cpu")
@@ -139,10 +139,12 @@ def test_a_pipeline_gives_the_same_speakers_with_these_steps(pyannote_dir, two_v
     audio = {"waveform": torch.from_numpy(pcm.astype(np.float32) / 32768)[None], "sample_rate": 16_000, "uri": "meeting"}
     ours = pipeline(dict(audio))
     fast_steps.uninstall(pipeline)
+    vbx_clustering.uninstall(pipeline)
     try:
         theirs = pipeline(dict(audio))
     finally:
         fast_steps.install(pipeline)
+        vbx_clustering.install(pipeline)
     assert tracks(ours.speaker_diarization) == tracks(theirs.speaker_diarization)
     assert tracks(ours.exclusive_speaker_diarization) == tracks(theirs.exclusive_speaker_diarization)
     assert tracks(theirs.speaker_diarization)
