@@ -157,8 +157,8 @@ def reconstruct(segmentations, hard_clusters: np.ndarray, count):
     num_chunks, num_frames, local_speakers = data.shape
     num_clusters = int(np.max(hard_clusters)) + 1
     # pyannote fills a float64 array with NaN and lets aggregation mask them; missing entries and NaN
-    # contribute nothing there, so here they are 0 in float32 (the same values: maxima of float32 scores).
-    clustered = np.full((num_chunks, num_frames, num_clusters), -np.inf, dtype=np.float32)
+    # contribute nothing there, so here they are 0, in the scores' own precision (the same values).
+    clustered = np.full((num_chunks, num_frames, num_clusters), -np.inf, dtype=np.promote_types(data.dtype, np.float32))
     for s in range(local_speakers):
         rows = np.flatnonzero(hard_clusters[:, s] >= 0)  # -2: inactive speaker, left out
         ks = hard_clusters[rows, s].astype(np.int64)
