@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import window_embeddings
+from . import fast_steps, vbx_clustering, window_embeddings
 from .align import Turn
 
 SAMPLE_RATE = 16_000
@@ -71,6 +71,8 @@ def _load(model_dir: str, device: str | None, batch_size: int = 0):
     if batch_size:
         pipeline.segmentation_batch_size = pipeline.embedding_batch_size = batch_size
     window_embeddings.install(pipeline)  # same embeddings, the network run once per window
+    fast_steps.install(pipeline)  # same turns, pyannote's per-frame loops as array operations
+    vbx_clustering.install(pipeline)  # the same clusters, each VBx iteration's terms built once
     return pipeline
 
 

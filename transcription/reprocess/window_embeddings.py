@@ -5,7 +5,8 @@ local speakers per 10 s window it crops, copies and runs the ResNet on the same 
 only the statistics pooling at the end differs (it is weighted by each speaker's mask). WeSpeaker models
 expose the two halves (`forward_frames`, `forward_embedding`), so here the network runs once per window
 and only the pooling runs per speaker: the same embeddings for about a third of the GPU work, and the
-windows are copied straight into one batch instead of cropped, padded and stacked one by one.
+windows are cut on the device from the recording sent once, instead of cropped, padded and stacked one
+by one on the host.
 
 Used only for what it was checked against (pyannote.audio's own WeSpeaker models on in-memory mono audio
 at the model's sample rate); anything else keeps pyannote's own method. tests/reprocess/test_diarize.py
@@ -70,24 +71,25 @@ def window_embeddings(pipeline, file, binary_segmentations, exclude_overlap: boo
     total = waveform.shape[1]
     starts = [audio.get_num_samples(window[c].start, sample_rate) for c in range(num_chunks)]
     length = audio.get_num_samples(window[0].end, sample_rate) - starts[0]
+    # The recording goes to the device once, zero padded where windows run past either end (as pyannote's
+    # crop pads), and each batch is cut from it there: windows overlap ten times over, so cutting them
+    # on the host would copy (and send) every sample ten times.
+    before = max(0, -min(starts, default=0))
+    after = max(0, max(starts, default=0) + length - total)
+    padded = torch.nn.functional.pad(waveform[0], (before, after)).to(device)
     per_batch = max(1, pipeline.embedding_batch_size)
     batch_count = math.ceil(num_chunks / per_batch)
     out = np.empty((num_chunks, num_speakers, embedding.dimension), dtype=np.float32)
     if hook is not None:
         hook("embeddings", None, total=batch_count, completed=0)
-    pin = device.type == "cuda"
     for i, first in enumerate(range(0, num_chunks, per_batch), 1):
         chunks = range(first, min(first + per_batch, num_chunks))
-        batch = torch.zeros((len(chunks), 1, length), dtype=waveform.dtype, pin_memory=pin)
-        for row, c in enumerate(chunks):  # zero padding where a window runs past either end, as pyannote's crop
-            lo, hi = max(0, starts[c]), min(total, starts[c] + length)
-            if hi > lo:
-                batch[row, 0, lo - starts[c]:hi - starts[c]] = waveform[0, lo:hi]
+        batch = torch.stack([padded[before + starts[c]:before + starts[c] + length] for c in chunks])[:, None]
         weights = torch.from_numpy(masks[first:first + len(chunks)])
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pooling warns about speakers with too few frames, as in pyannote's own call
-            frames = model.forward_frames(batch.to(device, non_blocking=pin))
-            weights = weights.to(device, non_blocking=pin)
+            frames = model.forward_frames(batch)
+            weights = weights.to(device)
             per_speaker = [model.forward_embedding(frames, weights=weights[:, s]) for s in range(num_speakers)]
             out[first:first + len(chunks)] = torch.stack(per_speaker, dim=1).float().cpu().numpy()
         if hook is not None:
