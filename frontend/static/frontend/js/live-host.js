@@ -26,7 +26,8 @@ let pumpTimer = null;
 let resumeOffered = false;
 let resumed = false; // this capture has been started on the server before: a later start is a resume
 // Read by monitoring and by the fault-injection tests: what this page captured and still keeps.
-const stats = (root.liveStats = { captured: 0, kept: 0, firstAt: null, lastAt: null, maxKeptMs: MAX_KEPT * FRAME_MS });
+// openedAt and startedAt: when the socket last opened and the server last started the session.
+const stats = (root.liveStats = { captured: 0, kept: 0, firstAt: null, lastAt: null, maxKeptMs: MAX_KEPT * FRAME_MS, openedAt: null, startedAt: null });
 
 function say(text) {
   el("capture-status").textContent = text;
@@ -136,6 +137,7 @@ function warnBacklog() {
 
 function started(m) {
   streaming = true;
+  stats.startedAt = Date.now();
   acked(m.acked || 0);
   sentUpTo = frames.length ? frames[0].seq - 1 : nextSeq - 1;
   // After a drop, everything kept now was captured while the page could not send: its captions are late.
@@ -191,7 +193,9 @@ const socket = new LiveSocket(root.dataset.socketPath, {
     view.connection("reconnecting");
   },
   state(state) {
-    if (state === "open") view.connection("open");
+    if (state !== "open") return;
+    stats.openedAt = Date.now();
+    view.connection("open");
   },
   silent() {
     say("The server stopped answering. Reconnecting by itself; your audio is kept and sent when the connection is back.");
