@@ -84,6 +84,37 @@ class Server:
         self.proc.wait()
 
 
+class CaptionWorker:
+    """A `manage.py run_caption_worker` process that this test kills when it likes; its log says which streams it serves."""
+
+    def __init__(self, log_dir: Path, name: str, **env):
+        self.log_path, self.env, self.proc = log_dir / f"caption-worker-{name}.log", env, None
+
+    def start(self):
+        with open(self.log_path, "a") as out:
+            self.proc = subprocess.Popen([sys.executable, "manage.py", "run_caption_worker"], cwd=REPO, env=child_env(**self.env),
+                                         stdout=out, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 180):
+        deadline = time.monotonic() + timeout
+        while "caption worker listening" not in self.log():
+            assert self.proc.poll() is None and time.monotonic() < deadline, self.log()[-4000:]
+            time.sleep(0.3)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def opened(self) -> int:
+        return self.log().count(" opened")
+
+    def released(self) -> int:
+        return self.log().count(" released: ")
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+
 @pytest.fixture
 def people(db):
     owner = User.objects.create_user("alice", password="alice-password-1")
@@ -107,6 +138,29 @@ def redis_server(tmp_path):
 def server(transactional_db, tmp_path, tiny_model_dir, redis_server):
     server = Server(tmp_path, SCRIBE_ASR_MODEL_DIR=tiny_model_dir, SCRIBE_ASR_DEVICE="cpu", SCRIBE_ASR_MAX_STREAMS=2,
                     SCRIBE_REDIS_URL=redis_server.url)
+    server.start()
+    yield server
+    stop_process(server.proc)
+
+
+@pytest.fixture
+def caption_workers(transactional_db, tmp_path, tiny_model_dir, redis_server):
+    """Two caption workers of one stream each, as production runs them (deploy/systemd/scribe-captions.service):
+    a stream can move to the other only if nothing holds that one's slot."""
+    env = dict(SCRIBE_ASR_MODEL_DIR=tiny_model_dir, SCRIBE_ASR_DEVICE="cpu", SCRIBE_ASR_MAX_STREAMS=1, SCRIBE_REDIS_URL=redis_server.url)
+    workers = [CaptionWorker(tmp_path, name, **env) for name in ("first", "second")]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.wait_ready()
+    yield workers
+    for worker in workers:
+        stop_process(worker.proc)
+
+
+@pytest.fixture
+def worker_server(caption_workers, tmp_path, tiny_model_dir, redis_server):
+    server = Server(tmp_path, SCRIBE_ASR_MODEL_DIR=tiny_model_dir, SCRIBE_ASR_LIVE_ENGINE="worker", SCRIBE_REDIS_URL=redis_server.url)
     server.start()
     yield server
     stop_process(server.proc)
@@ -279,6 +333,49 @@ def test_captions_survive_drops_a_reload_and_server_crashes_losing_no_audio(brow
         if row["fault"] != "host reload":
             assert row["audio_lost_ms"] == 0, row
         assert row["resume_s"] < 60, row  # the target (3 s) is for the results file, not a timed test
+
+
+def test_in_the_production_configuration_captions_survive_a_server_restart_and_a_killed_caption_worker(browser, worker_server, caption_workers, people):
+    """Daphne with the engine in two `run_caption_worker` processes (SCRIBE_ASR_LIVE_ENGINE=worker)."""
+    live = Meeting_(browser, worker_server, people)
+    live.start()
+    opened = [worker.opened() for worker in caption_workers]
+    serving = caption_workers[opened.index(1)]
+
+    # The server dies with the workers still running: the stream it left on a worker is released (by the
+    # restarted server at once, or by the worker when nothing more comes), so no engine slot is lost.
+    down = time.monotonic()
+    worker_server.kill()
+    live.follower.locator("#host-status", has_text="Connection to the server lost").wait_for(timeout=15_000)
+    worker_server.start()
+    back = live.now_ms()
+    live.host.get_by_text("Live: your audio is being captioned and recorded.").wait_for(timeout=120_000)
+    row = live.record("server restart (captions on caption workers)", "both", time.monotonic() - down, back)
+    print("server restart (captions on caption workers):", restart_timing(live, back, back + row["resume_s"] * 1000))
+    deadline = time.monotonic() + 60
+    while not serving.released() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert serving.released() == 1, serving.log()[-3000:]
+    now_opened = [worker.opened() for worker in caption_workers]
+    serving, other = [caption_workers[i] for i in sorted((0, 1), key=lambda i: now_opened[i] == opened[i])]
+
+    # The worker captioning the meeting is killed: the stream reopens on the other one, which has room
+    # only because the dead server's stream was released above.
+    killed = live.now_ms()
+    serving.kill()
+    live.record("caption worker killed", "server", 0, killed)
+    assert other.opened() == now_opened[caption_workers.index(other)] + 1, other.log()[-3000:]
+
+    stored, duplicates, missing = live.stop()
+    live.write_results()
+    assert not live.errors, live.errors
+    assert stored and duplicates == 0 and missing == 0, (stored, duplicates, missing)
+    for row in live.results:
+        assert row["audio_lost_ms"] == 0, row
+        assert row["resume_s"] < 60, row  # the target (3 s) is for the results file, not a timed test
+    # Only the killed worker was taken for dead: a worker slow under load was not.
+    reopened = sum(log.read_text().count("reopened on another caption worker") for log in worker_server.log_dir.glob("daphne-*.log"))
+    assert reopened == 1, reopened
 
 
 @pytest.mark.longhaul

@@ -1,6 +1,6 @@
 // The host page: microphone → AudioWorklet (16 kHz PCM16, 80 ms frames) → WebSocket, with a level
 // meter, pause/resume and stop. Frames that cannot be sent while reconnecting are kept and sent after.
-import { CaptionView, LiveSocket } from "./live-common.js";
+import { CaptionView, LiveSocket, MissedFinals } from "./live-common.js";
 
 const root = document.getElementById("live");
 const view = new CaptionView(root);
@@ -169,13 +169,16 @@ const socket = new LiveSocket(root.dataset.socketPath, {
   open() {
     // A reconnect resumes the same session: the server appends to the same recording from the first frame it lacks.
     if (audio) sendStart();
+    missed.connected(); // the caption pane, like the follower's view, catches up on finals made while away
   },
   message(m) {
     if (m.type === "started") started(m);
     else if (m.type === "ack") acked(m.seq);
     else if (m.type === "caption") view.caption(m, socket.offsetMs);
+    else if (m.type === "replay") missed.replay(m);
     else if (m.type === "status") {
       view.hostStatus(m);
+      missed.status(m);
       showEngine(m.engine);
       offerResume(m);
     } else if (m.type === "error") fail(m.message);
@@ -201,6 +204,8 @@ const socket = new LiveSocket(root.dataset.socketPath, {
     say("The server stopped answering. Reconnecting by itself; your audio is kept and sent when the connection is back.");
   },
 });
+
+const missed = new MissedFinals(view, (message) => socket.send(message));
 
 function showEngine(engine) {
   let text = "";
