@@ -169,7 +169,9 @@ class HostConsumer(LiveSocket):
             return await self.send_json(error("bad_delay", "The caption delay must be 80 to 2400 ms in steps of 80 ms."))
         if self.ending_page and await db(session.meeting_status)(self.meeting_id) not in (Meeting.Status.LIVE, Meeting.Status.PAUSED):
             return await self.send_json({"type": "ended"})  # Stop went through before the connection dropped
+        began = time.monotonic()
         await self.take_host_lock()
+        locked = time.monotonic()
         await self.redis.delete(redis_key("grace", self.meeting_id))  # back within the grace: the session goes on
         info = await db(session.host_start)(meeting_id=self.meeting_id, user=self.user, delay_ms=delay_ms, scope=self.scope)
         self.recording_id, self.final_seq = info.recording_id, info.final_seq
@@ -181,7 +183,11 @@ class HostConsumer(LiveSocket):
         self.started = True
         self.publisher = asyncio.create_task(self.publish_events())
         self.delay_ms = info.delay_ms
+        opening = time.monotonic()
         await self.open_engine(info.delay_ms)
+        # Where a resume's time goes (benchmarks/live_faults.py reads the same from the pages).
+        log.info("live session of meeting %s started in %.2f s: host lock %.2f s, recording %.2f s, engine %.2f s", self.meeting_id,
+                 time.monotonic() - began, locked - began, opening - locked, time.monotonic() - opening)
         await self.send_json({"type": "started", "delay_ms": info.delay_ms, "offset_ms": self.offset_ms, "seq": self.final_seq,
                               "acked": acked, "captions": self.stream is not None, "message": self.engine_message})
         self.ticker = asyncio.create_task(self.tick())
@@ -225,6 +231,7 @@ class HostConsumer(LiveSocket):
         """The caption worker stopped answering (killed, or its host died): open the stream again, on
         another worker where one exists, and give it the last seconds of audio that the dead one may
         not have captioned. Their captions are marked late; the recording never stopped."""
+        await self.forget_stream()  # released here, not taken for one a dead server left
         old, self.stream = self.stream, None
         await old.abandon()
         self.engine_message = "Captions interrupted: the caption worker stopped answering. Reopening on another worker…"

@@ -286,5 +286,12 @@ window.addEventListener("beforeunload", (event) => {
   event.returnValue = "";
 });
 
+// The page is going (a reload, a navigation): whatever it captured and has not handed to the socket yet goes now.
+window.addEventListener("pagehide", () => pump());
+
 socket.connect();
+// A reloaded page of a live meeting opens the microphone at once, not after its socket is up and the
+// server's status is in: what it captures meanwhile is kept and sent when the session resumes. The
+// reload itself (no page is capturing) is the only time lost.
+if (root.dataset.live === "1") offerResume({ host: "live" });
 deviceSelect.addEventListener("focus", () => navigator.mediaDevices.enumerateDevices && listDevices().catch(() => {}), { once: true });
