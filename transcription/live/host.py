@@ -222,10 +222,13 @@ class HostConsumer(LiveSocket):
 
     async def forget_stream(self):
         """Before the host lock goes: the next host socket must not take this stream, still flushing, for an orphan."""
+        if not isinstance(self.stream, RemoteStream):
+            return
         key = redis_key("stream", self.meeting_id)
-        raw = await self.redis.get(key)
-        if raw and isinstance(self.stream, RemoteStream) and json.loads(raw)["stream_id"] == self.stream.stream_id:
-            await self.redis.delete(key)
+        with contextlib.suppress(Exception):  # Redis gone: so is the record, and the worker drops the stream by itself
+            raw = await self.redis.get(key)
+            if raw and json.loads(raw)["stream_id"] == self.stream.stream_id:
+                await self.redis.delete(key)
 
     async def reopen_engine(self):
         """The caption worker stopped answering (killed, or its host died): open the stream again, on
