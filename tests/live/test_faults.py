@@ -303,6 +303,9 @@ def test_captions_survive_drops_a_reload_and_server_crashes_losing_no_audio(brow
     # Nothing can capture while no page is open: that time is lost, and counted here.
     live.capture_gap_ms += max(0, after["firstAt"] - before["lastAt"] - FRAME_MS)
     live.record("host reload", "host", (after["firstAt"] - before["lastAt"]) / 1000, back)
+    page_start = after["firstAt"] - FRAME_MS - live.host.evaluate("performance.timeOrigin")
+    print(f"host reload: no page captured for {after['firstAt'] - before['lastAt'] - FRAME_MS:.0f} ms, "
+          f"{page_start:.0f} ms of it from the new page's navigation to its first sample")
 
     # The server dies and comes back on the same address; both pages reconnect by themselves.
     down = time.monotonic()

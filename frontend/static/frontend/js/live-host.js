@@ -58,6 +58,11 @@ async function listDevices() {
 
 async function openMicrophone() {
   const deviceId = deviceSelect.value;
+  // The audio graph is readied while the browser opens the microphone: after a reload, every
+  // millisecond before the first frame is audio no page captured.
+  const context = new AudioContext();
+  const worklet = context.audioWorklet.addModule(root.dataset.workletUrl);
+  worklet.catch(() => {}); // a failure is thrown below, where it is awaited
   const stream = await navigator.mediaDevices.getUserMedia({
     // The browser's call processing (echo cancelling, noise suppression, gain control) would reshape the
     // speech the model and the recording get; captions want the microphone as it is.
@@ -68,16 +73,18 @@ async function openMicrophone() {
       noiseSuppression: false,
       autoGainControl: false,
     },
+  }).catch((err) => {
+    context.close();
+    throw err;
   });
-  const context = new AudioContext();
-  await context.audioWorklet.addModule(root.dataset.workletUrl);
+  await worklet;
   const node = new AudioWorkletNode(context, "capture-16k");
   const mute = context.createGain();
   mute.gain.value = 0; // pulled by the graph, never heard
   context.createMediaStreamSource(stream).connect(node).connect(mute).connect(context.destination);
   node.port.onmessage = (event) => frame(event.data);
   stream.getAudioTracks()[0].addEventListener("ended", () => fail(MIC_ERRORS.AbortError));
-  await listDevices();
+  listDevices().catch(() => {}); // names become readable once allowed; frames must not wait for them
   return { context, stream, node };
 }
 
@@ -257,6 +264,8 @@ async function offerResume(status) {
   const permission = await navigator.permissions?.query({ name: "microphone" }).catch(() => null);
   if (permission?.state !== "granted") return;
   await startCapture();
+  // Without a click the browser may keep the audio graph suspended: give it a moment to allow it.
+  if (audio?.context.state === "suspended") await Promise.race([audio.context.resume(), new Promise((done) => setTimeout(done, 500))]);
   if (audio?.context.state === "suspended") {
     release();
     say(`This meeting is live and waiting for you. Press “Start live captions” to continue the same session.`);
