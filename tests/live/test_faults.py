@@ -73,11 +73,18 @@ class Server:
 
     def start(self):
         self.starts += 1
+        began = time.monotonic()
         log = self.log_dir / f"daphne-{self.starts}.log"
         with open(log, "w") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"],
                                          cwd=REPO, env=child_env(**self.env), stdout=out, stderr=subprocess.STDOUT)
         wait_for_port(self.port, self.proc, log)
+        self.start_s = time.monotonic() - began
+
+    def last_start_line(self) -> str:
+        """What the server logged of its last session start: the host lock, the recording and the engine's times."""
+        lines = [line for line in (self.log_dir / f"daphne-{self.starts}.log").read_text().splitlines() if "started in" in line]
+        return lines[-1].split("transcription.live.host: ")[-1] if lines else "no session start logged"
 
     def kill(self):
         self.proc.send_signal(signal.SIGKILL)  # a crash: nothing is flushed or closed politely
@@ -275,8 +282,8 @@ class Meeting_:
 def restart_timing(live, listening_ms: float, caption_ms: float) -> str:
     """Where a restart's resume went: the page's backoff wait, the session's start, the first caption."""
     stats = live.stats()
-    return (f"listening→host socket open {stats['openedAt'] - listening_ms:.0f} ms, open→started {stats['startedAt'] - stats['openedAt']:.0f} ms, "
-            f"started→caption at the follower {caption_ms - stats['startedAt']:.0f} ms")
+    return (f"Daphne start to listening {live.server.start_s * 1000:.0f} ms (not in resume_s), listening→host socket open {stats['openedAt'] - listening_ms:.0f} ms, open→started {stats['startedAt'] - stats['openedAt']:.0f} ms, "
+            f"started→caption at the follower {caption_ms - stats['startedAt']:.0f} ms; the server: {live.server.last_start_line()}")
 
 
 def test_captions_survive_drops_a_reload_and_server_crashes_losing_no_audio(browser, server, redis_server, people):
