@@ -30,7 +30,9 @@ from .recorder import WavAppender
 log = logging.getLogger(__name__)
 LOCK_TTL_S = 10
 TAKEOVER_WAIT_S = 3
-ALIVE_MS = 3000  # the lock holder's loop marks itself alive every half second: a mark this old means it died
+# The lock holder marks itself alive every half second: a mark this old means it died (a loop stalled for
+# 1.5 s would be taken for dead, and is still told to let go). A restarted server is back in about a second.
+ALIVE_MS = 2000
 DISCONNECT_FLUSH_S = 5
 REPLAY_FRAMES = 125  # 10 s of 80 ms frames: more than a dead caption worker goes unnoticed
 AUDIO_QUIET_S = 1.0  # the page sends a frame every 80 ms: this long without one, the host's audio has stopped
