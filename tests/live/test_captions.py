@@ -233,3 +233,43 @@ async def test_a_killed_caption_worker_is_replaced_and_captions_resume(shared_me
     assert [c["seq"] for c in finals] == list(range(stored - len(finals) + 1, stored + 1))  # none lost, none twice
     recording = await Recording.objects.aget(meeting=shared_meeting, source="live")
     assert recording.duration_ms == len(speech_pcm) // 16  # the recording never stopped
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_caption_worker_frees_the_slot_of_a_released_stream_and_of_one_nobody_keeps(with_engine, monkeypatch):
+    """A host's server that took the worker for dead, or a restarted server finding a stream its dead
+    predecessor left, releases it; a stream nothing is heard for is dropped by the worker itself."""
+    from channels.layers import InMemoryChannelLayer
+
+    from transcription.live import conf, worker as worker_module
+
+    monkeypatch.setattr(worker_module, "ORPHAN_AFTER_S", 600)
+    layer = InMemoryChannelLayer()
+    worker = worker_module.CaptionWorker(layer)
+    ready = asyncio.Event()
+    serving = asyncio.create_task(worker.serve(ready=ready))
+    await ready.wait()
+
+    async def opened(stream_id: str) -> None:
+        reply = await layer.new_channel()
+        await layer.send(conf.worker_channel(), {"type": "caption.open", "stream_id": stream_id, "reply_channel": reply, "delay_ms": 480})
+        while (message := await asyncio.wait_for(layer.receive(reply), 120))["kind"] != "opened":
+            pass
+        assert stream_id in worker.streams
+
+    async def gone(stream_id: str, within_s: float) -> None:
+        for _ in range(int(within_s * 10)):
+            if stream_id not in worker.streams:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"stream {stream_id} still holds its slot")
+
+    try:
+        await opened("released")
+        await layer.send(worker.channel, {"type": "caption.release", "stream_id": "released"})
+        await gone("released", within_s=10)  # long before the worker would notice by itself
+        monkeypatch.setattr(worker_module, "ORPHAN_AFTER_S", 1)
+        await opened("orphaned")  # nothing more is sent for it
+        await gone("orphaned", within_s=30)
+    finally:
+        serving.cancel()

@@ -73,14 +73,52 @@ class Server:
 
     def start(self):
         self.starts += 1
+        began = time.monotonic()
         log = self.log_dir / f"daphne-{self.starts}.log"
         with open(log, "w") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "config.asgi:application"],
                                          cwd=REPO, env=child_env(**self.env), stdout=out, stderr=subprocess.STDOUT)
         wait_for_port(self.port, self.proc, log)
+        self.start_s = time.monotonic() - began
+
+    def last_start_line(self) -> str:
+        """What the server logged of its last session start: the host lock, the recording and the engine's times."""
+        lines = [line for line in (self.log_dir / f"daphne-{self.starts}.log").read_text().splitlines() if "started in" in line]
+        return lines[-1].split("transcription.live.host: ")[-1] if lines else "no session start logged"
 
     def kill(self):
         self.proc.send_signal(signal.SIGKILL)  # a crash: nothing is flushed or closed politely
+        self.proc.wait()
+
+
+class CaptionWorker:
+    """A `manage.py run_caption_worker` process that this test kills when it likes; its log says which streams it serves."""
+
+    def __init__(self, log_dir: Path, name: str, **env):
+        self.log_path, self.env, self.proc = log_dir / f"caption-worker-{name}.log", env, None
+
+    def start(self):
+        with open(self.log_path, "a") as out:
+            self.proc = subprocess.Popen([sys.executable, "manage.py", "run_caption_worker"], cwd=REPO, env=child_env(**self.env),
+                                         stdout=out, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 180):
+        deadline = time.monotonic() + timeout
+        while "caption worker listening" not in self.log():
+            assert self.proc.poll() is None and time.monotonic() < deadline, self.log()[-4000:]
+            time.sleep(0.3)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def opened(self) -> int:
+        return self.log().count(" opened")
+
+    def released(self) -> int:
+        return self.log().count(" released: ")
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
 
 
@@ -113,6 +151,29 @@ def server(transactional_db, tmp_path, tiny_model_dir, redis_server):
 
 
 @pytest.fixture
+def caption_workers(transactional_db, tmp_path, tiny_model_dir, redis_server):
+    """Two caption workers of one stream each, as production runs them (deploy/systemd/scribe-captions.service):
+    a stream can move to the other only if nothing holds that one's slot."""
+    env = dict(SCRIBE_ASR_MODEL_DIR=tiny_model_dir, SCRIBE_ASR_DEVICE="cpu", SCRIBE_ASR_MAX_STREAMS=1, SCRIBE_REDIS_URL=redis_server.url)
+    workers = [CaptionWorker(tmp_path, name, **env) for name in ("first", "second")]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.wait_ready()
+    yield workers
+    for worker in workers:
+        stop_process(worker.proc)
+
+
+@pytest.fixture
+def worker_server(caption_workers, tmp_path, tiny_model_dir, redis_server):
+    server = Server(tmp_path, SCRIBE_ASR_MODEL_DIR=tiny_model_dir, SCRIBE_ASR_LIVE_ENGINE="worker", SCRIBE_REDIS_URL=redis_server.url)
+    server.start()
+    yield server
+    stop_process(server.proc)
+
+
+@pytest.fixture
 def browser(tmp_path, monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     speech = make_speech_wav(tmp_path / "speech.wav", SPEECH)
@@ -134,6 +195,8 @@ class Meeting_:
         self.host.on("dialog", lambda dialog: dialog.accept())  # the beforeunload warning on reload
         self.captured_before = 0  # frames captured by host pages that were reloaded away
         self.capture_gap_ms = 0
+        self.results: list[dict] = []
+        self.loss = 0
 
     def open(self, context, user, path):
         page = context.new_page()
@@ -141,6 +204,13 @@ class Meeting_:
         sign_in(page, self.server.url, user, f"{user}-password-1")
         page.goto(f"{self.server.url}{path}")
         return page
+
+    def start(self):
+        self.host.get_by_role("button", name="Start live captions").click()
+        self.host.get_by_text("Live: your audio is being captioned and recorded.").wait_for(timeout=120_000)
+        self.follower.locator("#host-status", has_text="The host is live.").wait_for(timeout=60_000)
+        self.next_caption_after(0)
+        self.loss = self.settled_loss_ms()
 
     def stats(self) -> dict:
         return self.host.evaluate("() => ({...document.getElementById('live').liveStats})")
@@ -150,7 +220,7 @@ class Meeting_:
         path = Path(recording.file.path) if recording else None
         return (path.stat().st_size - 44) // 2560 if path and path.exists() else 0
 
-    def settled_loss_ms(self, timeout: float = 90) -> int:
+    def settled_loss_ms(self, timeout: float = 300) -> int:
         """Audio captured by the host pages and not in the recording, once the page has sent what it kept."""
         deadline = time.monotonic() + timeout
         while self.stats()["kept"] > 40 and time.monotonic() < deadline:  # ~3 s: what is in flight between acks
@@ -167,45 +237,64 @@ class Meeting_:
     def now_ms(self) -> float:
         return self.follower.evaluate("Date.now()")
 
+    def record(self, fault: str, side: str, outage_s: float, back_ms: float) -> dict:
+        """The figures of one fault: from `back_ms` (connectivity back) to the next caption, and the audio lost."""
+        resume_s = (self.next_caption_after(back_ms) - back_ms) / 1000
+        loss = self.settled_loss_ms()
+        row = {"fault": fault, "side": side, "outage_s": round(outage_s, 1), "resume_s": round(resume_s, 2), "audio_lost_ms": loss - self.loss}
+        self.loss = loss
+        self.results.append(row)
+        return row
+
+    def drop(self, side: str, outage_s: float) -> float:
+        """Take `side` (host, follower or both) off the network for `outage_s`; returns when it came back."""
+        contexts = {"host": [self.host_context], "follower": [self.follower_context], "both": [self.host_context, self.follower_context]}[side]
+        for context in contexts:
+            context.set_offline(True)
+        if side != "follower":  # while the host is away, followers are told within a beat
+            self.follower.locator("#host-status:not([data-host='live'])").wait_for(timeout=10_000)
+        time.sleep(outage_s)
+        for context in contexts:
+            context.set_offline(False)
+        return self.now_ms()
+
+    def stop(self) -> tuple[int, int, int]:
+        """Stop the meeting; returns the finals stored, and those the follower shows twice and not at all."""
+        self.host.get_by_role("button", name="Stop and finish").click()
+        self.host.get_by_text("Stopped. The recording is saved").wait_for(timeout=180_000)
+        self.follower.locator("#host-status", has_text="The meeting has ended.").wait_for(timeout=60_000)
+        stored = Segment.objects.filter(meeting=self.meeting, origin=Segment.Origin.LIVE).count()
+        shown = [int(s) for s in self.follower.locator("#caption-log .caption-line").evaluate_all("ls => ls.map(l => l.dataset.seq)")]
+        duplicates, missing = len(shown) - len(set(shown)), len(set(range(1, stored + 1)) - set(shown))
+        for row in self.results:  # finals are checked once, over the whole meeting
+            row.update(duplicate_finals=duplicates, missing_finals=missing)
+        return stored, duplicates, missing
+
+    def write_results(self):
+        """Add this test's rows to the results file named by SCRIBE_FAULT_RESULTS (benchmarks/live_faults.py)."""
+        print(json.dumps(self.results, indent=1))
+        if os.environ.get("SCRIBE_FAULT_RESULTS"):
+            path = Path(os.environ["SCRIBE_FAULT_RESULTS"])
+            rows = json.loads(path.read_text()) if path.exists() else []
+            path.write_text(json.dumps(rows + self.results, indent=1) + "\n")
+
+
+def restart_timing(live, listening_ms: float, caption_ms: float) -> str:
+    """Where a restart's resume went: the page's backoff wait, the session's start, the first caption."""
+    stats = live.stats()
+    return (f"Daphne start to listening {live.server.start_s * 1000:.0f} ms (not in resume_s), listening→host socket open {stats['openedAt'] - listening_ms:.0f} ms, open→started {stats['startedAt'] - stats['openedAt']:.0f} ms, "
+            f"started→caption at the follower {caption_ms - stats['startedAt']:.0f} ms; the server: {live.server.last_start_line()}")
+
 
 def test_captions_survive_drops_a_reload_and_server_crashes_losing_no_audio(browser, server, redis_server, people):
     live = Meeting_(browser, server, people)
-    live.host.get_by_role("button", name="Start live captions").click()
-    live.host.get_by_text("Live: your audio is being captioned and recorded.").wait_for(timeout=120_000)
-    live.follower.locator("#host-status", has_text="The host is live.").wait_for(timeout=60_000)
-    live.next_caption_after(0)
-    results = []
-    base_loss = live.settled_loss_ms()
-
-    def record(fault, side, outage_s, back_ms, loss_before):
-        resume_s = (live.next_caption_after(back_ms) - back_ms) / 1000
-        loss = live.settled_loss_ms()
-        results.append({"fault": fault, "side": side, "outage_s": round(outage_s, 1), "resume_s": round(resume_s, 2),
-                        "audio_lost_ms": loss - loss_before})
-        return loss
-
-    loss = base_loss
+    live.start()
     for outage in (2, 12):
         for side in ("host", "follower", "both"):
-            contexts = {"host": [live.host_context], "follower": [live.follower_context], "both": [live.host_context, live.follower_context]}[side]
-            for context in contexts:
-                context.set_offline(True)
-            if side != "follower":  # while the host is away, followers are told within a beat
-                live.follower.locator("#host-status:not([data-host='live'])").wait_for(timeout=10_000)
-            time.sleep(outage)
-            for context in contexts:
-                context.set_offline(False)
-            loss = record("network drop", side, outage, live.now_ms(), loss)
-
+            live.record("network drop", side, outage, live.drop(side, outage))
     # One long drop for both pages at once, really waited out: the host page keeps 90 s of audio, sends it
     # when the network is back, and the engine catches up faster than real time.
-    for context in (live.host_context, live.follower_context):
-        context.set_offline(True)
-    live.follower.locator("#host-status:not([data-host='live'])").wait_for(timeout=10_000)
-    time.sleep(90)
-    for context in (live.host_context, live.follower_context):
-        context.set_offline(False)
-    loss = record("network drop", "both", 90, live.now_ms(), loss)
+    live.record("network drop", "both", 90, live.drop("both", 90))
 
     # A reload of the host page: the page comes back and continues the same session and recording.
     before = live.stats()
@@ -220,7 +309,10 @@ def test_captions_survive_drops_a_reload_and_server_crashes_losing_no_audio(brow
     live.captured_before += before["captured"]
     # Nothing can capture while no page is open: that time is lost, and counted here.
     live.capture_gap_ms += max(0, after["firstAt"] - before["lastAt"] - FRAME_MS)
-    loss = record("host reload", "host", (after["firstAt"] - before["lastAt"]) / 1000, back, loss)
+    live.record("host reload", "host", (after["firstAt"] - before["lastAt"]) / 1000, back)
+    page_start = after["firstAt"] - FRAME_MS - live.host.evaluate("performance.timeOrigin")
+    print(f"host reload: no page captured for {after['firstAt'] - before['lastAt'] - FRAME_MS:.0f} ms, "
+          f"{page_start:.0f} ms of it from the new page's navigation to its first sample")
 
     # The server dies and comes back on the same address; both pages reconnect by themselves.
     down = time.monotonic()
@@ -229,7 +321,8 @@ def test_captions_survive_drops_a_reload_and_server_crashes_losing_no_audio(brow
     server.start()
     back = live.now_ms()
     live.host.get_by_text("Live: your audio is being captioned and recorded.").wait_for(timeout=120_000)
-    loss = record("server restart", "both", time.monotonic() - down, back, loss)
+    row = live.record("server restart (engine in the server)", "both", time.monotonic() - down, back)
+    print("server restart (engine in the server):", restart_timing(live, back, back + row["resume_s"] * 1000))
 
     # Redis dies and comes back empty: the sockets stay open, the channel layer resubscribes, captions
     # lost on the way are asked for again by the follower (a status's seq ahead of its own).
@@ -237,32 +330,74 @@ def test_captions_survive_drops_a_reload_and_server_crashes_losing_no_audio(brow
     redis_server.kill()
     time.sleep(2)
     redis_server.start()
-    loss = record("redis restart", "server", time.monotonic() - down, live.now_ms(), loss)
+    live.record("redis restart", "server", time.monotonic() - down, live.now_ms())
 
-    live.host.get_by_role("button", name="Stop and finish").click()
-    live.host.get_by_text("Stopped. The recording is saved").wait_for(timeout=120_000)
-    live.follower.locator("#host-status", has_text="The meeting has ended.").wait_for(timeout=60_000)
-
-    stored = Segment.objects.filter(meeting=people, origin=Segment.Origin.LIVE).count()
-    shown = [int(s) for s in live.follower.locator("#caption-log .caption-line").evaluate_all("ls => ls.map(l => l.dataset.seq)")]
-    duplicates, missing = len(shown) - len(set(shown)), len(set(range(1, stored + 1)) - set(shown))
-    for row in results:  # finals are checked once, over the whole meeting
-        row.update(duplicate_finals=duplicates, missing_finals=missing)
-    kept_ms = live.stats()["maxKeptMs"]
-    for outage in (600,):  # modelled, not waited out: see the module docstring
-        results.append({"fault": "network drop (modelled: page keeps the audio)", "side": "host", "outage_s": outage, "resume_s": None,
-                        "audio_lost_ms": 0 if kept_ms >= outage * 1000 else (outage * 1000 - kept_ms),
-                        "duplicate_finals": duplicates, "missing_finals": missing})
-    if os.environ.get("SCRIBE_FAULT_RESULTS"):
-        Path(os.environ["SCRIBE_FAULT_RESULTS"]).write_text(json.dumps(results, indent=1) + "\n")
-    print(json.dumps(results, indent=1))
-
+    stored, duplicates, missing = live.stop()
+    live.write_results()
     assert Meeting.objects.get(pk=people.pk).status == Meeting.Status.PROCESSING
     assert not live.errors, live.errors
-    assert stored and duplicates == 0 and missing == 0, (stored, shown)
-    assert kept_ms >= 10 * 60 * 1000
-    for row in results:
-        if row["fault"] in ("network drop", "server restart", "redis restart"):
+    assert stored and duplicates == 0 and missing == 0, (stored, duplicates, missing)
+    # Longer outages are waited out by the long-haul test below; this much must be kept for them.
+    assert live.stats()["maxKeptMs"] >= 10 * 60 * 1000
+    for row in live.results:
+        if row["fault"] != "host reload":
             assert row["audio_lost_ms"] == 0, row
-        if row["resume_s"] is not None:
-            assert row["resume_s"] < 60, row  # the target (3 s) is for the results file, not a timed test
+        assert row["resume_s"] < 60, row  # the target (3 s) is for the results file, not a timed test
+
+
+def test_in_the_production_configuration_captions_survive_a_server_restart_and_a_killed_caption_worker(browser, worker_server, caption_workers, people):
+    """Daphne with the engine in two `run_caption_worker` processes (SCRIBE_ASR_LIVE_ENGINE=worker)."""
+    live = Meeting_(browser, worker_server, people)
+    live.start()
+    opened = [worker.opened() for worker in caption_workers]
+    serving = caption_workers[opened.index(1)]
+
+    # The server dies with the workers still running: the stream it left on a worker is released (by the
+    # restarted server at once, or by the worker when nothing more comes), so no engine slot is lost.
+    down = time.monotonic()
+    worker_server.kill()
+    live.follower.locator("#host-status", has_text="Connection to the server lost").wait_for(timeout=15_000)
+    worker_server.start()
+    back = live.now_ms()
+    live.host.get_by_text("Live: your audio is being captioned and recorded.").wait_for(timeout=120_000)
+    row = live.record("server restart (captions on caption workers)", "both", time.monotonic() - down, back)
+    print("server restart (captions on caption workers):", restart_timing(live, back, back + row["resume_s"] * 1000))
+    deadline = time.monotonic() + 60
+    while not serving.released() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert serving.released() == 1, serving.log()[-3000:]
+    now_opened = [worker.opened() for worker in caption_workers]
+    serving, other = [caption_workers[i] for i in sorted((0, 1), key=lambda i: now_opened[i] == opened[i])]
+
+    # The worker captioning the meeting is killed: the stream reopens on the other one, which has room
+    # only because the dead server's stream was released above.
+    killed = live.now_ms()
+    serving.kill()
+    live.record("caption worker killed", "server", 0, killed)
+    assert other.opened() == now_opened[caption_workers.index(other)] + 1, other.log()[-3000:]
+
+    stored, duplicates, missing = live.stop()
+    live.write_results()
+    assert not live.errors, live.errors
+    assert stored and duplicates == 0 and missing == 0, (stored, duplicates, missing)
+    for row in live.results:
+        assert row["audio_lost_ms"] == 0, row
+        assert row["resume_s"] < 60, row  # the target (3 s) is for the results file, not a timed test
+    # Only the killed worker was taken for dead: a worker slow under load was not.
+    reopened = sum(log.read_text().count("reopened on another caption worker") for log in worker_server.log_dir.glob("daphne-*.log"))
+    assert reopened == 1, reopened
+
+
+@pytest.mark.longhaul
+def test_a_ten_minute_outage_of_both_pages_loses_no_audio(browser, server, people):
+    """Waited out for real (about 12 minutes), so not in the default run: `pytest -m longhaul`.
+    The grace is the default two minutes: the session ends by itself while the host is away, and
+    resumes, same recording and caption sequence, when the page comes back with what it kept."""
+    live = Meeting_(browser, server, people)
+    live.start()
+    live.record("network drop", "both", 600, live.drop("both", 600))
+    stored, duplicates, missing = live.stop()
+    live.write_results()
+    assert not live.errors, live.errors
+    assert stored and duplicates == 0 and missing == 0, (stored, duplicates, missing)
+    assert live.results[0]["audio_lost_ms"] == 0, live.results

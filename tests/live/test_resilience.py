@@ -146,3 +146,33 @@ def test_the_sequence_mark_survives_a_restart_and_a_crash_between_mark_and_sampl
     assert wav.append(frame(4), CAPTURE, 4)  # ... so its resend is taken
     wav.close()
     assert frames_in(path) == [1, 2, 3, 4]
+
+
+async def test_a_host_back_after_the_grace_resumes_the_session_and_its_transcription_waits(shared_meeting, owner, member, no_engine):
+    """A network drop longer than the grace: the meeting ended and was queued for transcription; the page,
+    still open, comes back with the audio it kept and the same session goes on, the queued job cancelled."""
+    from meetings.models import ReprocessJob
+
+    follower = Socket(follow_path(shared_meeting), user=member)
+    await follower.connect()
+    host, _ = await start_host(owner, shared_meeting)
+    await host.send_bytes(frame(1))
+    await host.receive_until(lambda m: m["type"] == "ack" and m["seq"] == 1)
+    await host.close()
+    await follower.receive_until(lambda m: m["type"] == "status" and m["host"] == "ended", timeout=30)
+    job = await ReprocessJob.objects.aget(meeting=shared_meeting)
+
+    host, started = await start_host(owner, shared_meeting)
+    assert started["acked"] == 1
+    await host.send({"type": "frames", "seq": 2, "late": 2})
+    for seq in (2, 3):
+        await host.send_bytes(frame(seq))
+    await host.receive_until(lambda m: m["type"] == "ack" and m["seq"] == 3)
+    assert (await Meeting.objects.aget(pk=shared_meeting.pk)).status == Meeting.Status.LIVE
+    await job.arefresh_from_db()
+    assert job.cancel_requested and job.is_finished
+    await host.send({"type": "stop"})
+    await host.receive_until(lambda m: m["type"] == "ended")
+    recording = await Recording.objects.aget(meeting=shared_meeting, source="live")
+    assert frames_in(recording.file.path) == [1, 2, 3]
+    assert await ReprocessJob.objects.filter(meeting=shared_meeting).exclude(stage__in=ReprocessJob.FINISHED).acount() == 1

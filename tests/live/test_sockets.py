@@ -1,5 +1,6 @@
 """Live caption sockets through the real entry point, with the real Redis channel layer."""
 import numpy as np
+from asgiref.sync import sync_to_async
 import pytest
 from django.contrib.sessions.models import Session
 
@@ -136,3 +137,18 @@ async def test_losing_access_closes_a_follower_within_a_status_beat(shared_meeti
     assert (await follower.receive_until(lambda m: m["type"] == "error"))["code"] == "forbidden"
     assert await follower.closed_with() == CLOSE_FORBIDDEN
     await host.close()
+
+
+async def test_the_hosts_own_caption_pane_can_ask_for_finals_it_missed(shared_meeting, owner):
+    from meetings.services import segment_append
+    from meetings.models import Segment
+
+    for i in range(3):
+        await sync_to_async(segment_append)(meeting=shared_meeting, text=f"line {i + 1}", start_ms=i * 1000, end_ms=i * 1000 + 900,
+                                            origin=Segment.Origin.LIVE)
+    sock = Socket(host_path(shared_meeting), user=owner)
+    await sock.connect()
+    await sock.send({"type": "hello", "last_seq": 1})
+    replay = await sock.receive_until(lambda m: m["type"] == "replay")
+    assert [(c["seq"], c["text"]) for c in replay["captions"]] == [(2, "line 2"), (3, "line 3")]
+    await sock.close()

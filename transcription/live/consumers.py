@@ -153,7 +153,20 @@ class LiveSocket(SessionBoundSocket, AsyncWebsocketConsumer):
         await self.send_json(error("not_host", "Only the meeting's owner can send audio; this audio was ignored."))
 
     async def receive_message(self, kind: str, message: dict):
+        if kind == "hello":
+            return await self.replay(message)
         await self.send_json(error("unknown", f"Unknown message type {str(kind)[:40]!r}; it was ignored."))
+
+    async def replay(self, message: dict):
+        """`{"type": "hello", "last_seq": n}`: the finals after n, for a page that (re)connected or saw a gap."""
+        after = message.get("last_seq", 0)
+        if not isinstance(after, int) or after < 0:
+            return await self.send_json(error("malformed", "last_seq must be a whole number; it was ignored."))
+        if not await self.recheck(force=True):
+            return
+        # The group was joined before this read, so nothing falls between replay and live; the page drops repeats by seq.
+        finals = await db(session.replay_finals)(meeting_id=self.meeting_id, after_seq=after)
+        await self.send_json({"type": "replay", "captions": finals, "more": len(finals) >= session.REPLAY_LIMIT})
 
     async def caption(self, event: CaptionEvent):
         if not self.closed:  # nothing after a sign-out or refusal, even what was already queued
@@ -178,15 +191,3 @@ class FollowConsumer(LiveSocket):
     async def joined(self):
         await db(session.audit_socket)(self.scope, AuditEvent.Action.LIVE_FOLLOW, user=self.user, meeting_id=self.meeting_id)
         await self.send_json(await self.current_status())
-
-    async def receive_message(self, kind, message):
-        if kind != "hello":
-            return await super().receive_message(kind, message)
-        after = message.get("last_seq", 0)
-        if not isinstance(after, int) or after < 0:
-            return await self.send_json(error("malformed", "last_seq must be a whole number; it was ignored."))
-        if not await self.recheck(force=True):
-            return
-        # The group was joined before this read, so nothing falls between replay and live; the page drops repeats by seq.
-        finals = await db(session.replay_finals)(meeting_id=self.meeting_id, after_seq=after)
-        await self.send_json({"type": "replay", "captions": finals, "more": len(finals) >= session.REPLAY_LIMIT})

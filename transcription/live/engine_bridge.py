@@ -25,7 +25,9 @@ from .lines import Caption, LineBreaker
 log = logging.getLogger(__name__)
 OnEvent = Callable[[str, dict], None]
 FULL_RETRIES = 200  # 10 s of waiting for room in a caption worker's channel before a frame is dropped
-SILENT_WORKER_S = 6.0  # a caption worker reports health every second; this long without word: it is gone
+# A caption worker reports health twice a second: four reports missed in a row, it is gone. (The host
+# judges only after an on-time tick of its own loop, so a busy server does not take a late read for silence.)
+SILENT_WORKER_S = 2.0
 
 
 class EngineUnavailable(Exception):
@@ -260,14 +262,28 @@ class RemoteStream:
         finally:
             self._stop_reading()
 
+    @property
+    def worker(self) -> str | None:
+        """The caption worker's channel serving this stream, once open."""
+        return self._worker
+
     def gone(self) -> bool:
         """The worker has said nothing (no health, no caption) for too long: it died or lost its Redis."""
         return self._worker is not None and time.monotonic() - self._health_at > SILENT_WORKER_S
 
-    def abandon(self) -> None:
-        """Stop listening to a worker that is gone; nothing is sent to it any more."""
+    async def keepalive(self) -> None:
+        """Tell the worker the host is still there while no audio goes to it (paused)."""
+        await self._tell_worker("caption.keepalive")
+
+    async def abandon(self) -> None:
+        """Stop listening to a worker taken for gone, and ask it to free the stream in case it is only slow."""
         self._stop_reading()
+        await self._tell_worker("caption.release")
         self._worker = None
+
+    async def _tell_worker(self, kind: str) -> None:
+        if self._worker:
+            await release_stream(self.layer, self._worker, self.stream_id, kind=kind)
 
     def health(self) -> EngineHealth:
         health = dict(self._health)
@@ -277,3 +293,12 @@ class RemoteStream:
         if self._dropped:
             health["message"] = "The caption worker is falling behind; some audio was not captioned."
         return health
+
+
+async def release_stream(layer, worker: str, stream_id: str, *, kind: str = "caption.release") -> None:
+    """Best effort: a worker that is gone or full of audio frees the stream by itself (worker.ORPHAN_AFTER_S)."""
+    message: WorkerClose = {"type": kind, "stream_id": stream_id}
+    try:
+        await layer.send(worker, message)
+    except Exception as exc:
+        log.info("caption worker %s not told %s: %r", worker, kind, exc)

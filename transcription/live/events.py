@@ -71,7 +71,11 @@ class WorkerAudio(TypedDict):
 
 
 class WorkerClose(TypedDict):
-    type: Literal["caption.close"]
+    """`caption.close`: finish the stream (its last words become finals); `caption.release`: drop it at
+    once (its host's server let go of it, or took the worker for dead); `caption.keepalive`: the host
+    is still there, though it sends no audio (paused)."""
+
+    type: Literal["caption.close", "caption.release", "caption.keepalive"]
     stream_id: str
 
 

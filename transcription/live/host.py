@@ -23,13 +23,16 @@ from meetings.models import Meeting
 
 from . import conf, session
 from .consumers import LiveSocket, _redis, db, redis_key
-from .engine_bridge import CLOSE_TIMEOUT_S, EngineStream, EngineUnavailable, RemoteStream
+from .engine_bridge import CLOSE_TIMEOUT_S, EngineStream, EngineUnavailable, RemoteStream, release_stream
 from .events import CLOSE_HOST_ELSEWHERE, MAX_FRAME_BYTES, CaptionEvent, EngineHealth, StatusEvent, error, group_name
 from .recorder import WavAppender
 
 log = logging.getLogger(__name__)
 LOCK_TTL_S = 10
 TAKEOVER_WAIT_S = 3
+# The lock holder marks itself alive every half second: a mark this old means it died (a loop stalled for
+# 1.5 s would be taken for dead, and is still told to let go). A restarted server is back in about a second.
+ALIVE_MS = 2000
 DISCONNECT_FLUSH_S = 5
 REPLAY_FRAMES = 125  # 10 s of 80 ms frames: more than a dead caption worker goes unnoticed
 AUDIO_QUIET_S = 1.0  # the page sends a frame every 80 ms: this long without one, the host's audio has stopped
@@ -46,7 +49,7 @@ class HostConsumer(LiveSocket):
     needed = OWNER
     started = paused = ending_page = False
     replaying: list[bytes] | None = None
-    stream = recorder = ticker = publisher = disk = starting = stopping = None
+    stream = recorder = ticker = publisher = disk = starting = stopping = alive_marker = None
 
     async def joined(self):
         self.engine_message = ""
@@ -69,14 +72,24 @@ class HostConsumer(LiveSocket):
         told = None
         while not await self.redis.set(key, self.channel_name, nx=True, ex=LOCK_TTL_S):
             holder = await self.redis.get(key)
-            if holder and time.monotonic() < deadline:
-                if holder != told:
-                    told = holder
-                    await self.channel_layer.send(holder.decode(), {"type": "host.takeover"})
+            # A killed server's socket never lets go: waiting for it would only delay the page coming back.
+            alive = holder is not None and await self.redis.get(redis_key("host-alive", self.meeting_id)) == holder
+            if holder and holder != told:
+                told = holder
+                await self.channel_layer.send(holder.decode(), {"type": "host.takeover"})
+            if alive and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
             else:  # the old holder died without letting go (its lock would expire by itself)
                 await self.redis.set(key, self.channel_name, ex=LOCK_TTL_S)
                 break
+        self.alive_marker = asyncio.create_task(self.mark_alive())
+
+    async def mark_alive(self):
+        """While this socket holds the lock: from taking it (an engine may take seconds to open) to letting go."""
+        while True:
+            with contextlib.suppress(Exception):  # Redis restarting: the next mark goes through
+                await self.redis.set(redis_key("host-alive", self.meeting_id), self.channel_name, px=ALIVE_MS)
+            await asyncio.sleep(0.5)
 
     async def host_takeover(self, event):
         if not self.closed:
@@ -158,7 +171,9 @@ class HostConsumer(LiveSocket):
             return await self.send_json(error("bad_delay", "The caption delay must be 80 to 2400 ms in steps of 80 ms."))
         if self.ending_page and await db(session.meeting_status)(self.meeting_id) not in (Meeting.Status.LIVE, Meeting.Status.PAUSED):
             return await self.send_json({"type": "ended"})  # Stop went through before the connection dropped
+        began = time.monotonic()
         await self.take_host_lock()
+        locked = time.monotonic()
         await self.redis.delete(redis_key("grace", self.meeting_id))  # back within the grace: the session goes on
         info = await db(session.host_start)(meeting_id=self.meeting_id, user=self.user, delay_ms=delay_ms, scope=self.scope)
         self.recording_id, self.final_seq = info.recording_id, info.final_seq
@@ -170,7 +185,11 @@ class HostConsumer(LiveSocket):
         self.started = True
         self.publisher = asyncio.create_task(self.publish_events())
         self.delay_ms = info.delay_ms
+        opening = time.monotonic()
         await self.open_engine(info.delay_ms)
+        # Where a resume's time goes (benchmarks/live_faults.py reads the same from the pages).
+        log.info("live session of meeting %s started in %.2f s: host lock %.2f s, recording %.2f s, engine %.2f s", self.meeting_id,
+                 time.monotonic() - began, locked - began, opening - locked, time.monotonic() - opening)
         await self.send_json({"type": "started", "delay_ms": info.delay_ms, "offset_ms": self.offset_ms, "seq": self.final_seq,
                               "acked": acked, "captions": self.stream is not None, "message": self.engine_message})
         self.ticker = asyncio.create_task(self.tick())
@@ -180,6 +199,7 @@ class HostConsumer(LiveSocket):
         if conf.engine_mode() == "worker":
             # Caption workers share one queue of streams: the core layer, where one message has one reader.
             stream = RemoteStream(delay_ms=delay_ms, on_event=self.on_engine_event, layer=get_channel_layer())
+            await self.release_orphaned_stream(stream.layer)
         else:
             stream = EngineStream(delay_ms=delay_ms, on_event=self.on_engine_event)
         try:
@@ -189,13 +209,36 @@ class HostConsumer(LiveSocket):
             await self.send_json(error(exc.code, str(exc)))
         else:
             self.stream = stream
+            if isinstance(stream, RemoteStream):
+                record = {"worker": stream.worker, "stream_id": stream.stream_id}
+                await self.redis.set(redis_key("stream", self.meeting_id), json.dumps(record), ex=conf.host_grace_seconds() + 60)
+
+    async def release_orphaned_stream(self, layer):
+        """A stream still on record for this meeting was left by a server that died (a socket that closes
+        politely forgets its own): free its worker's slot now rather than when the worker notices."""
+        raw = await self.redis.get(redis_key("stream", self.meeting_id))
+        if raw:
+            record = json.loads(raw)
+            await release_stream(layer, record["worker"], record["stream_id"])
+            log.info("released caption stream %s of meeting %s, left by a server that stopped", record["stream_id"], self.meeting_id)
+
+    async def forget_stream(self):
+        """Before the host lock goes: the next host socket must not take this stream, still flushing, for an orphan."""
+        if not isinstance(self.stream, RemoteStream):
+            return
+        key = redis_key("stream", self.meeting_id)
+        with contextlib.suppress(Exception):  # Redis gone: so is the record, and the worker drops the stream by itself
+            raw = await self.redis.get(key)
+            if raw and json.loads(raw)["stream_id"] == self.stream.stream_id:
+                await self.redis.delete(key)
 
     async def reopen_engine(self):
         """The caption worker stopped answering (killed, or its host died): open the stream again, on
         another worker where one exists, and give it the last seconds of audio that the dead one may
         not have captioned. Their captions are marked late; the recording never stopped."""
+        await self.forget_stream()  # released here, not taken for one a dead server left
         old, self.stream = self.stream, None
-        old.abandon()
+        await old.abandon()
         self.engine_message = "Captions interrupted: the caption worker stopped answering. Reopening on another worker…"
         await self.publish_status()
         await self.open_engine(self.delay_ms)
@@ -286,6 +329,7 @@ class HostConsumer(LiveSocket):
         if self.ticker:
             self.ticker.cancel()
         await asyncio.get_running_loop().run_in_executor(self.disk, self.recorder.close)
+        await self.forget_stream()
         if not ended:
             if not handover:  # before the lock goes: a host taking it next deletes this grace
                 await self.start_grace()
@@ -316,6 +360,8 @@ class HostConsumer(LiveSocket):
         task.add_done_callback(_grace_timers.discard)
 
     async def release_host_lock(self):
+        if self.alive_marker:
+            self.alive_marker.cancel()
         key = redis_key("host", self.meeting_id)
         if (await self.redis.get(key) or b"").decode() == self.channel_name:
             await self.redis.delete(key)
@@ -323,15 +369,20 @@ class HostConsumer(LiveSocket):
     # Heartbeat.
     async def tick(self):
         """A beat every few seconds, and a status as soon as the host's audio stops arriving."""
-        last_beat = time.monotonic()
+        last_beat = woke = time.monotonic()
         while True:
             await asyncio.sleep(0.5)
+            # A tick far later than asked means this loop was busy: the worker's replies may be waiting
+            # unread, so its silence is judged only after an on-time tick.
+            on_time, woke = time.monotonic() - woke < 1.0, time.monotonic()
+            if on_time and isinstance(self.stream, RemoteStream) and self.stream.gone() and not (self.reopening and not self.reopening.done()):
+                self.reopening = asyncio.create_task(self.reopen_engine())
             flowing = self.audio_at is not None and time.time() - self.audio_at < AUDIO_QUIET_S
             if flowing == self.audio_flowing and time.monotonic() - last_beat < conf.status_seconds():
                 continue
             self.audio_flowing, last_beat = flowing, time.monotonic()
-            if isinstance(self.stream, RemoteStream) and self.stream.gone() and not (self.reopening and not self.reopening.done()):
-                self.reopening = asyncio.create_task(self.reopen_engine())
+            if not flowing and isinstance(self.stream, RemoteStream):
+                await self.stream.keepalive()  # paused: no audio tells the worker that this stream is still wanted
             try:
                 await self.redis.set(redis_key("host", self.meeting_id), self.channel_name, ex=LOCK_TTL_S)
                 await self.publish_status()

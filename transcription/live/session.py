@@ -83,8 +83,15 @@ def live_recording(meeting: Meeting) -> Recording:
 
 
 def host_start(*, meeting_id: int, user, delay_ms: int | None, scope) -> HostStart:
+    """Start or resume the meeting's live session. A host back after the grace ended it (a long network
+    drop) resumes it too: the page still holds the audio of the outage, and the transcription queued at
+    the end would have been of part of the recording."""
+    from transcription.reprocess.pipeline import reprocess_cancel_unfinished
+
     with transaction.atomic():
         meeting = Meeting.objects.select_for_update().get(pk=meeting_id)
+        if meeting.status == Meeting.Status.PROCESSING:
+            reprocess_cancel_unfinished(meeting_id=meeting_id)
         if delay_ms is not None and delay_ms != meeting.delay_ms:
             meeting_update(meeting=meeting, by=user, title=meeting.title, language=meeting.language, delay_ms=delay_ms)
         meeting.status = Meeting.Status.LIVE

@@ -15,8 +15,8 @@ from .events import WorkerEvent
 
 log = logging.getLogger(__name__)
 MAX_HOPS = 3  # a full worker passes an open request on at most this many times
-HEALTH_EVERY_S = 1.0
-ORPHAN_AFTER_S = 30  # no audio and no close for this long: the host's server is gone
+HEALTH_EVERY_S = 0.5  # the host takes a worker silent for 2 s for dead (engine_bridge.SILENT_WORKER_S)
+ORPHAN_AFTER_S = 15  # no audio, keepalive or close for this long (hosts send one every beat): the host's server is gone
 
 
 class Served:
@@ -69,6 +69,15 @@ class CaptionWorker:
             del self.streams[stream_id]
             # Finishing a stream waits for the engine; the other streams' audio on this channel must not.
             asyncio.create_task(self.finish(stream_id, served))
+        elif kind == "caption.release":
+            self.drop(stream_id, "its host let go of it")
+
+    def drop(self, stream_id: str, why: str) -> None:
+        """Free the stream's engine slot at once, without its last words."""
+        served = self.streams.pop(stream_id, None)
+        if served is not None:
+            log.info("caption stream %s released: %s", stream_id, why)
+            served.stream.abort()
 
     async def finish(self, stream_id: str, served: Served) -> None:
         try:
@@ -88,6 +97,7 @@ class CaptionWorker:
                 return await self.layer.send(conf.worker_channel(), {**request, "hops": hops + 1})
             return self.reply(reply, stream_id, "refused", code=exc.code, message=str(exc))
         self.streams[stream_id] = Served(stream, reply)
+        log.info("caption stream %s opened", stream_id)
         self.reply(reply, stream_id, "opened", worker_channel=self.channel)
 
     def reply(self, channel: str, stream_id: str, kind: str, **fields) -> None:
@@ -103,15 +113,13 @@ class CaptionWorker:
                 log.warning("caption worker reply to %s not sent: %s", channel, exc)
 
     async def report(self) -> None:
-        """Health of every stream to its host each second; drop streams whose host went away."""
+        """Health of every stream to its host twice a second; drop streams whose host went away."""
         while True:
             await asyncio.sleep(HEALTH_EVERY_S)
             now = time.monotonic()
             for stream_id, served in list(self.streams.items()):
                 if now - served.last_heard > ORPHAN_AFTER_S:
-                    log.warning("caption stream %s heard nothing for %ss; dropping it", stream_id, ORPHAN_AFTER_S)
-                    del self.streams[stream_id]
-                    served.stream.abort()
+                    self.drop(stream_id, f"nothing heard from its host for {ORPHAN_AFTER_S} s")
                     continue
                 self.reply(served.reply_channel, stream_id, "health", health=served.stream.health())
 

@@ -77,15 +77,21 @@ def reprocess_queue(*, meeting: Meeting, recording: Recording, by=None, request=
     """
     with transaction.atomic():
         Meeting.objects.select_for_update().filter(pk=meeting.pk).first()
-        earlier = ReprocessJob.objects.filter(meeting=meeting).exclude(stage__in=ReprocessJob.FINISHED)
-        earlier.filter(stage=Stage.QUEUED).update(cancel_requested=True, stage=Stage.CANCELLED, finished_at=timezone.now())
-        earlier.update(cancel_requested=True)  # running ones stop at their next progress report
+        reprocess_cancel_unfinished(meeting_id=meeting.pk)
         job = ReprocessJob.objects.create(meeting=meeting, recording=recording, created_by=by, delay_ms=settings.ASR_REPROCESS_DELAY_MS,
                                           kind=kind, speaker_counts=speaker_counts or {})
         Meeting.objects.filter(pk=meeting.pk).update(status=Meeting.Status.PROCESSING)
         stages = speakers_chain if kind == ReprocessJob.Kind.SPEAKERS else reprocess_chain
         transaction.on_commit(lambda: stages(job.pk).apply_async())
     return job
+
+
+def reprocess_cancel_unfinished(*, meeting_id: int) -> None:
+    """Cancel the meeting's unfinished jobs: their result would be replaced (a new job, or a live
+    session that resumed after its host came back late, with more audio to come)."""
+    earlier = ReprocessJob.objects.filter(meeting_id=meeting_id).exclude(stage__in=ReprocessJob.FINISHED)
+    earlier.filter(stage=Stage.QUEUED).update(cancel_requested=True, stage=Stage.CANCELLED, finished_at=timezone.now())
+    earlier.update(cancel_requested=True)  # running ones stop at their next progress report
 
 
 def reprocess_room_check(*, by, meeting: Meeting) -> None:

@@ -31,7 +31,7 @@ globalThis.setInterval = (fn, ms) => clock.add(fn, ms, Math.max(1, ms));
 globalThis.clearTimeout = globalThis.clearInterval = (id) => clock.timers.delete(id);
 Date.now = () => clock.now;
 
-const { LiveSocket, CaptionView, RETRY_CAP_MS, STATUS_STALE_MS, retryDelay } = await import("/static/frontend/js/live-common.js");
+const { LiveSocket, CaptionView, MissedFinals, RETRY_CAP_MS, STATUS_STALE_MS, retryDelay } = await import("/static/frontend/js/live-common.js");
 
 class FakeSocket {
   static all = [];
@@ -199,6 +199,20 @@ test("going offline drops the socket at once and coming online retries at once",
   assert(socket.state === "open");
 });
 
+test("a server that comes back after a long outage is reached within the cap, at most two seconds", () => {
+  setUp();
+  FakeSocket.last.accept();
+  FakeSocket.last.drop(1006); // the server died: every attempt for a minute is refused
+  const down = Date.now();
+  while (Date.now() - down < 60_000) {
+    waitForAttempt();
+    FakeSocket.last.fail();
+  }
+  const back = Date.now(); // listening again: the next attempt is the one that opens
+  waitForAttempt();
+  assert(Date.now() - back <= RETRY_CAP_MS && RETRY_CAP_MS <= 2000, `${Date.now() - back} ms after the server was back`);
+});
+
 test("retry waits are jittered within the upper half of a capped exponential", () => {
   assert(retryDelay(0, () => 0) === 125 && retryDelay(0, () => 1) === 250, `${retryDelay(0, () => 0)}`);
   assert(retryDelay(30, () => 0) === RETRY_CAP_MS / 2 && retryDelay(30, () => 1) === RETRY_CAP_MS, "cap");
@@ -264,6 +278,32 @@ test("a final lost on its way is asked for and lines stay in spoken order", () =
   view.replay([final(2), final(3)]);
   const shown = [...view.log.querySelectorAll(".caption-line")].map((l) => Number(l.dataset.seq));
   assert(shown.join() === "1,2,3,4", shown.join());
+});
+
+test("a page asks again for finals it missed: on connecting, for a gap, for a status ahead of it, once a second", () => {
+  const { view } = statusView();
+  const sent = [];
+  const missed = new MissedFinals(view, (m) => sent.push(m.last_seq));
+  const final = (seq) => ({ final: true, seq, text: `line ${seq}`, sent_at: 0 });
+  missed.connected();
+  missed.replay({ captions: [final(1)], more: false });
+  assert(sent.join() === "0" && view.lastSeq === 1, `asked ${sent}`);
+  clock.tick(1000);
+  view.caption(final(3)); // 2 was lost under an open socket
+  view.caption(final(4)); // asked once, not twice within the second
+  assert(sent.join() === "0,1", `asked ${sent}`);
+  missed.replay({ captions: [final(2), final(3)], more: false });
+  assert(view.lastSeq === 4, view.lastSeq);
+  clock.tick(1000);
+  missed.status({ host: "live", seq: 5 }); // the last final was lost and nothing follows it
+  assert(sent.join() === "0,1", "a status crossing a final is not yet a gap");
+  missed.status({ host: "live", seq: 5 });
+  assert(sent.join() === "0,1,4", `asked ${sent}`);
+  missed.replay({ captions: [final(5)], more: false });
+  missed.status({ host: "live", seq: 5 });
+  clock.tick(1000);
+  missed.status({ host: "live", seq: 5 });
+  assert(sent.join() === "0,1,4" && view.lastSeq === 5, `asked ${sent}`);
 });
 
 test("jump to live keeps keyboard focus on the controls", () => {

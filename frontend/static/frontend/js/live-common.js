@@ -6,7 +6,9 @@
 // hangs) goes through `lose()`, the one place that schedules the next attempt; there is no attempt limit.
 const FINAL_CODES = new Set([4401, 4403, 4409]); // signed out, not permitted, streamed elsewhere: do not retry
 export const RETRY_FIRST_MS = 250;
-export const RETRY_CAP_MS = 3000; // a dropped page is back within this of the network returning
+// A page is back within this of its server returning (a restart): long enough that the jitter spreads a
+// restarted server's pages over most of a second, short enough that captions resume within a breath.
+export const RETRY_CAP_MS = 1500;
 const PING_MS = 2000;
 const SILENT_MS = 5000; // the server answers every ping: this long without a word means the socket is dead
 const CONNECT_MS = 4000; // an attempt that neither opens nor fails by then (a black-holed network) is dropped
@@ -322,5 +324,43 @@ export class CaptionView {
   interrupt(text) {
     this.notice = text || null;
     this.render();
+  }
+}
+
+/** Asks the server again for finals a caption view missed: after every (re)connection, and when a final
+ * was lost on its way (the server's Redis restarted while the socket stayed open), seen as a gap in seq
+ * or as a status seq ahead of the view's. At most one question a second. Used by both live pages. */
+export class MissedFinals {
+  constructor(view, send, { clock = () => Date.now() } = {}) {
+    this.view = view;
+    this.send = send;
+    this.clock = clock;
+    this.askedAt = -Infinity;
+    this.gapSeen = 0;
+    view.onGap = (lastSeq) => this.ask(lastSeq);
+  }
+
+  /** The socket (re)opened: everything after the last final shown. */
+  connected() {
+    this.askedAt = this.clock();
+    this.send({ type: "hello", last_seq: this.view.lastSeq });
+  }
+
+  ask(lastSeq) {
+    if (this.clock() - this.askedAt < 1000) return;
+    this.askedAt = this.clock();
+    this.send({ type: "hello", last_seq: lastSeq });
+  }
+
+  replay(message) {
+    this.view.replay(message.captions);
+    if (message.more) this.send({ type: "hello", last_seq: this.view.lastSeq });
+  }
+
+  status(status) {
+    if (!(status.seq > this.view.lastSeq)) return (this.gapSeen = 0);
+    // A final and a status may cross; a gap that outlives one status (or the end) is real.
+    if (status.host === "ended" || (this.gapSeen && this.view.lastSeq < this.gapSeen)) this.ask(this.view.lastSeq);
+    this.gapSeen = status.seq;
   }
 }

@@ -1,6 +1,6 @@
 // The host page: microphone → AudioWorklet (16 kHz PCM16, 80 ms frames) → WebSocket, with a level
 // meter, pause/resume and stop. Frames that cannot be sent while reconnecting are kept and sent after.
-import { CaptionView, LiveSocket } from "./live-common.js";
+import { CaptionView, LiveSocket, MissedFinals } from "./live-common.js";
 
 const root = document.getElementById("live");
 const view = new CaptionView(root);
@@ -26,7 +26,8 @@ let pumpTimer = null;
 let resumeOffered = false;
 let resumed = false; // this capture has been started on the server before: a later start is a resume
 // Read by monitoring and by the fault-injection tests: what this page captured and still keeps.
-const stats = (root.liveStats = { captured: 0, kept: 0, firstAt: null, lastAt: null, maxKeptMs: MAX_KEPT * FRAME_MS });
+// openedAt and startedAt: when the socket last opened and the server last started the session.
+const stats = (root.liveStats = { captured: 0, kept: 0, firstAt: null, lastAt: null, maxKeptMs: MAX_KEPT * FRAME_MS, openedAt: null, startedAt: null });
 
 function say(text) {
   el("capture-status").textContent = text;
@@ -57,6 +58,11 @@ async function listDevices() {
 
 async function openMicrophone() {
   const deviceId = deviceSelect.value;
+  // The audio graph is readied while the browser opens the microphone: after a reload, every
+  // millisecond before the first frame is audio no page captured.
+  const context = new AudioContext();
+  const worklet = context.audioWorklet.addModule(root.dataset.workletUrl);
+  worklet.catch(() => {}); // a failure is thrown below, where it is awaited
   const stream = await navigator.mediaDevices.getUserMedia({
     // The browser's call processing (echo cancelling, noise suppression, gain control) would reshape the
     // speech the model and the recording get; captions want the microphone as it is.
@@ -67,16 +73,18 @@ async function openMicrophone() {
       noiseSuppression: false,
       autoGainControl: false,
     },
+  }).catch((err) => {
+    context.close();
+    throw err;
   });
-  const context = new AudioContext();
-  await context.audioWorklet.addModule(root.dataset.workletUrl);
+  await worklet;
   const node = new AudioWorkletNode(context, "capture-16k");
   const mute = context.createGain();
   mute.gain.value = 0; // pulled by the graph, never heard
   context.createMediaStreamSource(stream).connect(node).connect(mute).connect(context.destination);
   node.port.onmessage = (event) => frame(event.data);
   stream.getAudioTracks()[0].addEventListener("ended", () => fail(MIC_ERRORS.AbortError));
-  await listDevices();
+  listDevices().catch(() => {}); // names become readable once allowed; frames must not wait for them
   return { context, stream, node };
 }
 
@@ -136,6 +144,7 @@ function warnBacklog() {
 
 function started(m) {
   streaming = true;
+  stats.startedAt = Date.now();
   acked(m.acked || 0);
   sentUpTo = frames.length ? frames[0].seq - 1 : nextSeq - 1;
   // After a drop, everything kept now was captured while the page could not send: its captions are late.
@@ -167,13 +176,16 @@ const socket = new LiveSocket(root.dataset.socketPath, {
   open() {
     // A reconnect resumes the same session: the server appends to the same recording from the first frame it lacks.
     if (audio) sendStart();
+    missed.connected(); // the caption pane, like the follower's view, catches up on finals made while away
   },
   message(m) {
     if (m.type === "started") started(m);
     else if (m.type === "ack") acked(m.seq);
     else if (m.type === "caption") view.caption(m, socket.offsetMs);
+    else if (m.type === "replay") missed.replay(m);
     else if (m.type === "status") {
       view.hostStatus(m);
+      missed.status(m);
       showEngine(m.engine);
       offerResume(m);
     } else if (m.type === "error") fail(m.message);
@@ -191,12 +203,16 @@ const socket = new LiveSocket(root.dataset.socketPath, {
     view.connection("reconnecting");
   },
   state(state) {
-    if (state === "open") view.connection("open");
+    if (state !== "open") return;
+    stats.openedAt = Date.now();
+    view.connection("open");
   },
   silent() {
     say("The server stopped answering. Reconnecting by itself; your audio is kept and sent when the connection is back.");
   },
 });
+
+const missed = new MissedFinals(view, (message) => socket.send(message));
 
 function showEngine(engine) {
   let text = "";
@@ -248,6 +264,8 @@ async function offerResume(status) {
   const permission = await navigator.permissions?.query({ name: "microphone" }).catch(() => null);
   if (permission?.state !== "granted") return;
   await startCapture();
+  // Without a click the browser may keep the audio graph suspended: give it a moment to allow it.
+  if (audio?.context.state === "suspended") await Promise.race([audio.context.resume(), new Promise((done) => setTimeout(done, 500))]);
   if (audio?.context.state === "suspended") {
     release();
     say(`This meeting is live and waiting for you. Press “Start live captions” to continue the same session.`);
@@ -277,5 +295,12 @@ window.addEventListener("beforeunload", (event) => {
   event.returnValue = "";
 });
 
+// The page is going (a reload, a navigation): whatever it captured and has not handed to the socket yet goes now.
+window.addEventListener("pagehide", () => pump());
+
 socket.connect();
+// A reloaded page of a live meeting opens the microphone at once, not after its socket is up and the
+// server's status is in: what it captures meanwhile is kept and sent when the session resumes. The
+// reload itself (no page is capturing) is the only time lost.
+if (root.dataset.live === "1") offerResume({ host: "live" });
 deviceSelect.addEventListener("focus", () => navigator.mediaDevices.enumerateDevices && listDevices().catch(() => {}), { once: true });
