@@ -93,11 +93,14 @@ def make_spec():
 
 def load_engine(args, log) -> Engine:
     """The engine as a GPU worker holds it: model loaded, step captured, offline kernels warmed up."""
+    import engine_bench
     from engine_bench import build_model
 
     t0 = time.perf_counter()
+    if args.float32:  # the same random weights without bf16 rounding: what is left between the paths is the arithmetic's order
+        engine_bench.DTYPE = torch.float32
     options = EngineOptions(max_streams=args.max_streams, offline_segment_s=args.segment_s, offline_batch=args.batch,
-                            text_window=args.text_window or None)
+                            text_window=args.text_window or None, dtype="float32" if args.float32 else None)
     engine = Engine(build_model(args.tiny), make_spec(), options)
     offline_batch.transcribe_segments(engine, [np.zeros(SR * 5, np.float32)] * 2, 960)
     sync()
@@ -272,6 +275,7 @@ def main():
     ap.add_argument("--agreement-segments", type=int, default=16)
     ap.add_argument("--agreement-s", type=int, default=30)
     ap.add_argument("--streaming-floor", action="store_true", help="also compare the streaming path with itself at another batch size")
+    ap.add_argument("--float32", action="store_true", help="the model in float32 (on a GPU too), for agreement without bf16 rounding")
     ap.add_argument("--workdir", default=tempfile.gettempdir())
     ap.add_argument("--tiny", action="store_true", help="smoke-test on a CPU with the tiny Voxtral")
     ap.add_argument("--diarization-worker", action="store_true", help=argparse.SUPPRESS)
@@ -297,7 +301,7 @@ def main():
               "total_s": head["total_s"], "x_realtime": head["x_realtime"], "token_agreement": agreement["agreement"],
               "runs": runs, "agreement": agreement, "torch": torch.__version__,
               "settings": {k: getattr(args, k) for k in ("batch", "segment_s", "text_window", "chunk_s", "segmentation_step",
-                                                        "diarization_batch", "diarization_copies", "tiny")}}
+                                                        "diarization_batch", "diarization_copies", "tiny", "float32")}}
     if DEV == "cuda":
         result["peak_gpu_gib_transcription_process"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     Path(args.out).write_text(json.dumps(result, indent=2))
