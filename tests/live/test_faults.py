@@ -258,6 +258,19 @@ class Meeting_:
             context.set_offline(False)
         return self.now_ms()
 
+    def restart_server(self, fault: str) -> dict:
+        """SIGKILL the server and start it again on the same address; both pages reconnect by themselves.
+        resume_s runs from the server listening again."""
+        down = time.monotonic()
+        self.server.kill()
+        self.follower.locator("#host-status", has_text="Connection to the server lost").wait_for(timeout=15_000)
+        self.server.start()
+        back = self.now_ms()
+        self.host.get_by_text("Live: your audio is being captioned and recorded.").wait_for(timeout=120_000)
+        row = self.record(fault, "both", time.monotonic() - down, back)
+        print(f"{fault}:", restart_timing(self, back, back + row["resume_s"] * 1000))
+        return row
+
     def stop(self) -> tuple[int, int, int]:
         """Stop the meeting; returns the finals stored, and those the follower shows twice and not at all."""
         self.host.get_by_role("button", name="Stop and finish").click()
@@ -315,14 +328,7 @@ def test_captions_survive_drops_a_reload_and_server_crashes_losing_no_audio(brow
           f"{page_start:.0f} ms of it from the new page's navigation to its first sample")
 
     # The server dies and comes back on the same address; both pages reconnect by themselves.
-    down = time.monotonic()
-    server.kill()
-    live.follower.locator("#host-status", has_text="Connection to the server lost").wait_for(timeout=15_000)
-    server.start()
-    back = live.now_ms()
-    live.host.get_by_text("Live: your audio is being captioned and recorded.").wait_for(timeout=120_000)
-    row = live.record("server restart (engine in the server)", "both", time.monotonic() - down, back)
-    print("server restart (engine in the server):", restart_timing(live, back, back + row["resume_s"] * 1000))
+    live.restart_server("server restart (engine in the server)")
 
     # Redis dies and comes back empty: the sockets stay open, the channel layer resubscribes, captions
     # lost on the way are asked for again by the follower (a status's seq ahead of its own).
@@ -354,14 +360,7 @@ def test_in_the_production_configuration_captions_survive_a_server_restart_and_a
 
     # The server dies with the workers still running: the stream it left on a worker is released (by the
     # restarted server at once, or by the worker when nothing more comes), so no engine slot is lost.
-    down = time.monotonic()
-    worker_server.kill()
-    live.follower.locator("#host-status", has_text="Connection to the server lost").wait_for(timeout=15_000)
-    worker_server.start()
-    back = live.now_ms()
-    live.host.get_by_text("Live: your audio is being captioned and recorded.").wait_for(timeout=120_000)
-    row = live.record("server restart (captions on caption workers)", "both", time.monotonic() - down, back)
-    print("server restart (captions on caption workers):", restart_timing(live, back, back + row["resume_s"] * 1000))
+    live.restart_server("server restart (captions on caption workers)")
     deadline = time.monotonic() + 60
     while not serving.released() and time.monotonic() < deadline:
         time.sleep(0.5)
