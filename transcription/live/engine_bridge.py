@@ -283,7 +283,7 @@ class RemoteStream:
 
     async def _tell_worker(self, kind: str) -> None:
         if self._worker:
-            await release_stream(self.layer, self._worker, self.stream_id, kind=kind)
+            await tell_worker(self.layer, self._worker, self.stream_id, kind)
 
     def health(self) -> EngineHealth:
         health = dict(self._health)
@@ -295,8 +295,9 @@ class RemoteStream:
         return health
 
 
-async def release_stream(layer, worker: str, stream_id: str, *, kind: str = "caption.release") -> None:
-    """Best effort: a worker that is gone or full of audio frees the stream by itself (worker.ORPHAN_AFTER_S)."""
+async def tell_worker(layer, worker: str, stream_id: str, kind: str) -> None:
+    """Send a stream's caption worker `caption.release` or `caption.keepalive`. Best effort: a worker that is
+    gone or full of audio frees the stream by itself (worker.ORPHAN_AFTER_S)."""
     message: WorkerClose = {"type": kind, "stream_id": stream_id}
     try:
         await layer.send(worker, message)

@@ -23,7 +23,7 @@ from meetings.models import Meeting
 
 from . import conf, session
 from .consumers import LiveSocket, _redis, db, redis_key
-from .engine_bridge import CLOSE_TIMEOUT_S, EngineStream, EngineUnavailable, RemoteStream, release_stream
+from .engine_bridge import CLOSE_TIMEOUT_S, EngineStream, EngineUnavailable, RemoteStream, tell_worker
 from .events import CLOSE_HOST_ELSEWHERE, MAX_FRAME_BYTES, CaptionEvent, EngineHealth, StatusEvent, error, group_name
 from .recorder import WavAppender
 
@@ -219,7 +219,7 @@ class HostConsumer(LiveSocket):
         raw = await self.redis.get(redis_key("stream", self.meeting_id))
         if raw:
             record = json.loads(raw)
-            await release_stream(layer, record["worker"], record["stream_id"])
+            await tell_worker(layer, record["worker"], record["stream_id"], "caption.release")
             log.info("released caption stream %s of meeting %s, left by a server that stopped", record["stream_id"], self.meeting_id)
 
     async def forget_stream(self):
