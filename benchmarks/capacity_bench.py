@@ -125,17 +125,8 @@ def full_ring_step(engine, rows: int, weight_bytes: int) -> tuple[float, float]:
         pool.audio_pos.copy_(torch.arange(pool.shape.audio_ring, device=dev)[None] + 4 * MINUTE_60 - pool.shape.audio_ring)
         bufs.active.zero_()
         bufs.active[:rows] = True
-    for _ in range(3):
-        r.run(rows)
-    times = []
-    for _ in range(20):
-        EB.sync()
-        t = time.perf_counter()
-        r.run(rows)
-        EB.sync()
-        times.append((time.perf_counter() - t) * 1000)
+    ms = EB.median_step_ms(lambda: r.run(rows), 20)
     bufs.active.zero_()
-    ms = float(np.median(times))
     read = weight_bytes + bucket_for(rows, r.sizes) * pool.shape.bytes_per_slot(engine.dtype, engine.kv_dtype)
     return round(ms, 2), round(read / (ms / 1000) / 1e12, 2)
 

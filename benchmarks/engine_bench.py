@@ -37,6 +37,21 @@ def sync():
         torch.cuda.synchronize()
 
 
+def median_step_ms(run, repeats: int, warmup: int = 3) -> float:
+    """Median milliseconds of `run()` over `repeats` calls after `warmup` untimed ones, the GPU synchronised
+    before and after each."""
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        sync()
+        t = time.perf_counter()
+        run()
+        sync()
+        times.append((time.perf_counter() - t) * 1000)
+    return float(np.median(times))
+
+
 def build_model(tiny: bool):
     from transformers import VoxtralRealtimeConfig, VoxtralRealtimeForConditionalGeneration
 
@@ -153,16 +168,7 @@ def engine_steps(engine, log):
                 continue
             bufs.active.zero_()
             bufs.active[:b] = True
-            for _ in range(3):
-                r.run(b)
-            times = []
-            for _ in range(30):
-                sync()
-                t = time.perf_counter()
-                r.run(b)
-                sync()
-                times.append((time.perf_counter() - t) * 1000)
-            ms = float(np.median(times))
+            ms = median_step_ms(lambda: r.run(b), 30)
             rows[f"{b}{'@60min' if late else ''}"] = round(ms, 2)
             log(f"(c) engine batch {b} {'at 60 min' if late else 'at start'}: {ms:.2f} ms per step")
     bufs.active.zero_()
