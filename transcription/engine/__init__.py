@@ -122,13 +122,25 @@ class Engine:
         self.runner.warm_up()
         self.step_model = StepTimeModel(self.runner.sizes, _step_budget(options, self.device))
         if self.step_model.budget_ms is not None:
-            sync = (lambda: torch.cuda.synchronize(self.device)) if self.device.type == "cuda" else (lambda: None)
-            self.step_model.measure(self.runner.run, sync=sync)
+            self._time_steps(bufs)
         self.scheduler = Scheduler(self.runner, self.pool, logmel, self.device, self.dtype, slots, options.health_window,
                                    self.step_model, prefix)
         self._ids = itertools.count(1)
         self._ids_lock = threading.Lock()
         self.scheduler.start()
+
+    def _time_steps(self, bufs: StepBuffers) -> None:
+        """Every bucket's step with all rows active and with none (capacity.py); the rows' writes land in
+        slots no stream holds yet, and are wiped after."""
+        sync = (lambda: torch.cuda.synchronize(self.device)) if self.device.type == "cuda" else (lambda: None)
+
+        def set_active(rows: int, on: bool):
+            bufs.active.zero_()
+            bufs.active[:rows] = on
+
+        self.step_model.measure(self.runner.run, set_active, sync=sync)
+        bufs.active.zero_()
+        self.pool.reset_all()
 
     def _prefix(self, model, cfg, logmel, spec, ring_kernel: bool):
         """The prompt prefix, which also proves the ring kernel compiles here; where it does not (no C

@@ -12,7 +12,9 @@ The mask is the engine's: a key is visible when its ring entry holds a position 
 the query's position, and within the window. A cache that holds position p at entry p (the offline
 decoder's, `linear=True`) needs no positions: each program then reads only the entries from the
 window's start to its queries' last position, so a step reads the filled part of the cache, not all of
-it, and with one stretch per (row, KV head) the program writes the normalised output itself. The result equals SDPA's to float32 rounding
+it, and with one stretch per (row, KV head) (always, from about 66 rows of decoder rings up, and for every encoder
+ring) the program writes the normalised output itself, with no float32 partials and no combining pass.
+The result equals SDPA's to float32 rounding
 (tests/engine/test_attention.py runs the kernel in Triton's interpreter on the CPU).
 """
 import math
@@ -53,7 +55,7 @@ if triton is not None:
 
     @triton.jit
     def _split_kernel(
-        Q, K, V, KS, VS, KPOS, QPOS, ACC, MAX, SUM, O,
+        Q, K, V, KS, VS, KPOS, QPOS, ACTIVE, ACC, MAX, SUM, O,
         stride_qb, stride_qh, stride_qm,
         stride_kb, stride_kh, stride_kr,
         stride_sb, stride_sh,
@@ -64,7 +66,7 @@ if triton is not None:
         ring, chunk, window, sm_scale,
         H: tl.constexpr, M: tl.constexpr, L: tl.constexpr, D: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, SCALED: tl.constexpr, F16: tl.constexpr,
-        LINEAR: tl.constexpr, DIRECT: tl.constexpr,
+        LINEAR: tl.constexpr, DIRECT: tl.constexpr, SKIP: tl.constexpr,
     ):
         bh = tl.program_id(0)
         split = tl.program_id(1)
@@ -87,6 +89,8 @@ if triton is not None:
         if LINEAR:  # entry = position: only the blocks between the window's start and the last query
             end = tl.minimum(end, tl.max(qpos) + 1)
             first = tl.maximum(first, tl.maximum(tl.min(tl.where(row_ok, qpos, ring)) - window + 1, 0) // BLOCK_N * BLOCK_N)
+        if SKIP:  # a row with no audio this step: its output is discarded, so its rings are not read
+            end = tl.where(tl.load(ACTIVE + b) != 0, end, first)
         for n0 in range(first, end, BLOCK_N):
             offs_n = n0 + tl.arange(0, BLOCK_N)
             in_ring = offs_n < end
@@ -126,10 +130,13 @@ if triton is not None:
             tl.store(SUM + s_off, l_i, mask=row_ok)
 
 
-def ring_attention(q, k, v, k_scale, v_scale, key_pos, query_pos, window: int, sm_scale: float, linear: bool = False):
+def ring_attention(q, k, v, k_scale, v_scale, key_pos, query_pos, window: int, sm_scale: float, linear: bool = False,
+                   active=None):
     """q (B, Hkv, M, D) with M = G * L rows (row r at position query_pos[:, r % L]); k, v (B, Hkv, R, D)
     rings in bf16/fp32 or fp8 with scales (B, Hkv, R); key_pos (B, R); query_pos (B, L). -> (B, Hkv, M, D).
-    `linear`: entry p of k, v holds position p, entries past the last query are never read; key_pos is unused."""
+    `linear`: entry p of k, v holds position p, entries past the last query are never read; key_pos is unused.
+    `active` (B,) bool: rows where it is False read nothing and come out as zeros, so a step costs what its
+    rows with audio read, not its whole bucket."""
     B, Hkv, M, D = q.shape
     R = k.shape[2]
     L = query_pos.shape[1]
@@ -144,12 +151,12 @@ def ring_attention(q, k, v, k_scale, v_scale, key_pos, query_pos, window: int, s
     mx = torch.empty(B, Hkv, splits, M, device=q.device, dtype=torch.float32)
     sm = torch.empty_like(mx)
     ks, vs = (k_scale, v_scale) if scaled else (mx, mx)  # unused when not scaled
-    direct = linear and splits == 1
+    direct = splits == 1  # one stretch: the program normalises and writes the output itself
     out = torch.empty_like(q) if direct else q  # q: a placeholder the kernel does not touch
     if direct:
         acc = mx = sm = torch.empty(1, 1, 1, 1, 1, device=q.device, dtype=torch.float32)
     _split_kernel[(B * Hkv, splits)](
-        q, k, v, ks, vs, key_pos, query_pos, acc, mx, sm, out,
+        q, k, v, ks, vs, key_pos, query_pos, active if active is not None else query_pos, acc, mx, sm, out,
         q.stride(0), q.stride(1), q.stride(2),
         k.stride(0), k.stride(1), k.stride(2),
         ks.stride(0), ks.stride(1),
@@ -159,7 +166,8 @@ def ring_attention(q, k, v, k_scale, v_scale, key_pos, query_pos, window: int, s
         out.stride(0), out.stride(1), out.stride(2),
         R, chunk, window, sm_scale,
         H=Hkv, M=M, L=L, D=D, BLOCK_M=max(16, triton.next_power_of_2(M)), BLOCK_N=BLOCK_N, SCALED=scaled,
-        F16=scaled and t["f16"], LINEAR=linear, DIRECT=direct, num_warps=t["warps"], num_stages=t["stages"],
+        F16=scaled and t["f16"], LINEAR=linear, DIRECT=direct, SKIP=active is not None, num_warps=t["warps"],
+        num_stages=t["stages"],
     )
     return out if direct else combine(acc, mx, sm).to(q.dtype)
 

@@ -123,6 +123,13 @@ class CachePool:
         self.conv1[slot].zero_()
         self.conv2[slot].zero_()
 
+    def reset_all(self) -> None:
+        """Every slot fresh (after start-up timing, which steps slots no stream holds)."""
+        self.text_pos.fill_(EMPTY)
+        self.audio_pos.fill_(EMPTY)
+        self.conv1.zero_()
+        self.conv2.zero_()
+
     def move(self, src: int, dst: int) -> None:
         """Copy a stream's whole state to another slot (compaction keeps live streams in a prefix)."""
         for t in (*self._per_slot(), self.text_pos, self.audio_pos):

@@ -142,8 +142,8 @@ def rope_(x, cos, sin):
 if triton is not None:
 
     @triton.jit
-    def _rms_norm_kernel(X, W, S, O, stride_x, stride_o, D, inv_d, eps, BLOCK: tl.constexpr, SCALED: tl.constexpr,
-                         BF16: tl.constexpr):
+    def _rms_norm_kernel(X, W, S, O, stride_x, stride_o, stride_s, D, inv_d, eps, BLOCK: tl.constexpr,
+                         SCALED: tl.constexpr, BF16: tl.constexpr):
         row = tl.program_id(0).to(tl.int64)
         cols = tl.arange(0, BLOCK)
         ok = cols < D
@@ -152,12 +152,13 @@ if triton is not None:
         h = _round(x * tl.math.rsqrt(variance + eps), BF16)
         out = _round(tl.load(W + cols, mask=ok, other=0.0).to(tl.float32) * h, BF16)
         if SCALED:
-            out = _round(out * tl.load(S + cols, mask=ok, other=0.0).to(tl.float32), BF16)
+            out = _round(out * tl.load(S + row * stride_s + cols, mask=ok, other=0.0).to(tl.float32), BF16)
         tl.store(O + row * stride_o + cols, out.to(O.dtype.element_ty), mask=ok)
 
 
 def rms_norm(x, norm, scale=None):
-    """`norm(x)` (the model's RMS norm module), times `scale` (D,) if given, in one pass. x (..., D)."""
+    """`norm(x)` (the model's RMS norm module), times `scale` if given, in one pass. x (..., D); scale (D,), or
+    one (D,) row per row of x (a live step's per-stream delay conditioning)."""
     D = x.shape[-1]
     assert x.dtype in (torch.bfloat16, torch.float32) and norm.weight.dtype == x.dtype
     rows = x.reshape(-1, D)  # a view for contiguous activations; a copy for the encoder's first, permuted one
@@ -165,9 +166,12 @@ def rms_norm(x, norm, scale=None):
         rows = rows.contiguous()
     out = torch.empty(x.shape, device=x.device, dtype=x.dtype)
     s = scale if scale is not None else norm.weight
-    assert s.dtype == x.dtype and s.is_contiguous()
+    assert s.dtype == x.dtype and s.stride(-1) == 1
+    stride_s = 0 if s.dim() == 1 else s.stride(-2)
+    assert s.dim() == 1 or s.numel() // D == rows.shape[0], (s.shape, x.shape)
     inv_d = torch.tensor(1.0 / D, dtype=torch.float32).item()  # 1/D rounded to float32, as PyTorch's mean takes it
-    _rms_norm_kernel[(rows.shape[0],)](rows, norm.weight, s, out, rows.stride(0), D, D, inv_d, norm.variance_epsilon,
+    _rms_norm_kernel[(rows.shape[0],)](rows, norm.weight, s, out, rows.stride(0), D, stride_s, D, inv_d,
+                                       norm.variance_epsilon,
                                        BLOCK=triton.next_power_of_2(D), SCALED=scale is not None,
                                        BF16=x.dtype == torch.bfloat16, num_warps=8 if D > 2048 else 4,
                                        enable_fp_fusion=False)

@@ -94,8 +94,11 @@ class Prefill:
         # the bandwidth one wide product reaches. Rotary embedding in place (offline_kernels.rope_).
         fused_dtype = self.fused_encoder and dtype in (torch.bfloat16, torch.float32)
         attns = [layer.self_attn for layer in step.text.layers]
-        self.qkv_weights = [torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]) for a in attns] \
-            if fused_dtype and _room_for(attns, device) else None
+        if step.fused:  # the live step's own: the projections' weights are views of it, no second copy
+            self.qkv_weights = [weight for weight, _ in step.text_qkv]
+        else:
+            self.qkv_weights = [torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]) for a in attns] \
+                if fused_dtype and _room_for(attns, device) else None
         self.fused_decoder = self.qkv_weights is not None
         self.fused_norm = fused_dtype  # offline_kernels.rms_norm: the module's arithmetic but the sum's order
         self.timings: dict[str, float] = {}  # seconds per phase, summed over calls (benchmarks read them)

@@ -178,7 +178,7 @@ class Scheduler:
                 if not s.failed:
                     s.accept(tok, max(0.0, (now - ready_at) * 1000.0))
             self.step_ms.append((now - started) * 1000.0)
-            self.step_model.observe(rows, (now - started) * 1000.0)
+            self.step_model.observe(rows, (now - started) * 1000.0, active=len(batch))
             self.batch_sizes.append(len(batch))
             self.last_step_at = time.time()
             self.steps += 1

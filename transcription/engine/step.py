@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from . import attention
+from . import attention, offline_kernels, ring_store
 from .audio import MEL_FRAMES_PER_STEP
 from .cache import EMPTY, CachePool, dequantize, quantize
 
@@ -70,6 +70,27 @@ def kv_write(kv, rows, ring_idx, k, v, active):
         ring_write(scales, rows, ring_idx, scale, active)
 
 
+def fuse_qkv(attn) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The attention's q, k and v weights as one (nq + 2 nk, D) matrix, and their biases as one vector (zeros
+    where a projection has none) or None. The three projections' weights become views of its rows, so the
+    model holds one copy; done once per module, later calls return the same tensors."""
+    if not hasattr(attn, "qkv_weight"):
+        projs = (attn.q_proj, attn.k_proj, attn.v_proj)
+        with torch.no_grad():
+            weight = torch.cat([p.weight for p in projs])
+            bias = None
+            if any(p.bias is not None for p in projs):
+                bias = torch.cat([p.bias if p.bias is not None else p.weight.new_zeros(p.weight.shape[0]) for p in projs])
+            start = 0
+            for p in projs:
+                rows = p.weight.shape[0]
+                p.weight.data = weight[start:start + rows]
+                start += rows
+        attn.register_buffer("qkv_weight", weight, persistent=False)
+        attn.register_buffer("qkv_bias", bias, persistent=False)
+    return attn.qkv_weight, attn.qkv_bias
+
+
 def window_mask(key_pos, query_pos, window):
     """key_pos (B, R), query_pos (B, L) -> (B, 1, L, R) bool: causal sliding window, empties hidden."""
     k = key_pos[:, None, None, :]
@@ -80,8 +101,9 @@ def window_mask(key_pos, query_pos, window):
 class ModelStep:
     """Holds references to the model's modules and the pool; `__call__(B)` runs rows 0..B-1."""
 
-    def __init__(self, model, pool: CachePool, bufs: StepBuffers, ring_kernel: bool = False):
-        """`ring_kernel`: attend with attention.ring_attention (Triton) instead of SDPA."""
+    def __init__(self, model, pool: CachePool, bufs: StepBuffers, ring_kernel: bool = False, fused: bool | None = None):
+        """`ring_kernel`: attend with attention.ring_attention (Triton) instead of SDPA. `fused` (default: with
+        the ring kernel on a GPU): the one-pass kernels below in place of the model's many small ones."""
         self.pool, self.bufs = pool, bufs
         self.ring_kernel = ring_kernel
         cfg = model.config
@@ -95,6 +117,16 @@ class ModelStep:
         self.text_window = cfg.text_config.sliding_window
         self.audio_window = cfg.audio_config.sliding_window
         self.delay_scales = self._delay_scales(inner, cfg)  # (layers, MAX_DELAY_STEPS + 1, D)
+        # A step of ~3,000 small kernels (norms, rotary embedding, ring writes, three q/k/v products per
+        # layer) costs more to run than the bytes it reads; fused, each layer is about fifteen kernels:
+        # offline_kernels' RMS norm (the delay conditioning folded in) and rotary embedding, one q/k/v
+        # product, ring_store. The arithmetic is the module's up to the order of the norm's sum.
+        p = next(model.parameters())
+        if fused is None:
+            fused = ring_kernel and ring_store.available(p.device) and p.dtype in (torch.bfloat16, torch.float32)
+        self.fused = fused
+        self.audio_qkv = [fuse_qkv(layer.self_attn) for layer in self.audio.layers] if fused else None
+        self.text_qkv = [fuse_qkv(layer.self_attn) for layer in self.text.layers] if fused else None
 
     @torch.no_grad()
     def _delay_scales(self, inner, cfg):
@@ -147,11 +179,15 @@ class ModelStep:
         mask = self._mask(p.audio_pos[:B], qpos, self.audio_window)
         cos, sin = self.audio.rotary_emb(h, position_ids=qpos)
         for i, layer in enumerate(self.audio.layers):
-            x = layer.self_attn_layer_norm(h)
-            x = self._attend(layer.self_attn, x, cos, sin, p.layer("audio", i, B), rows, ring_idx, mask, active)
+            x = self._norm(layer.self_attn_layer_norm, h)
+            if self.fused:
+                x = self._attend_fused(layer.self_attn, self.audio_qkv[i], x, cos, sin, p.layer("audio", i, B), ring_idx,
+                                       mask, active)
+            else:
+                x = self._attend(layer.self_attn, x, cos, sin, p.layer("audio", i, B), rows, ring_idx, mask, active)
             h = h + x
-            h = h + layer.mlp(layer.final_layer_norm(h))
-        h = self.audio.norm(h)
+            h = h + layer.mlp(self._norm(layer.final_layer_norm, h))
+        h = self._norm(self.audio.norm, h)
         h = h.reshape(B, -1, self.audio_hidden * self.downsample)  # (B, 1, 4C)
         return self.projector(h)
 
@@ -162,14 +198,24 @@ class ModelStep:
         p.text_pos[rows[:, None], ring_idx] = torch.where(active[:, None], qpos, p.text_pos[rows[:, None], ring_idx])
         mask = self._mask(p.text_pos[:B], qpos, self.text_window)
         cos, sin = self.text.rotary_emb(hidden, position_ids=qpos)
+        scales = self.delay_scales[:, delay]  # (layers, B, D): each row's time conditioning, one gather a step
         for i, layer in enumerate(self.text.layers):
-            x = layer.input_layernorm(hidden)
-            x = self._attend(layer.self_attn, x, cos, sin, p.layer("text", i, B), rows, ring_idx, mask, active)
+            x = self._norm(layer.input_layernorm, hidden)
+            if self.fused:
+                x = self._attend_fused(layer.self_attn, self.text_qkv[i], x, cos, sin, p.layer("text", i, B), ring_idx,
+                                       mask, active)
+            else:
+                x = self._attend(layer.self_attn, x, cos, sin, p.layer("text", i, B), rows, ring_idx, mask, active)
             hidden = hidden + x
-            x = layer.post_attention_layernorm(hidden)
-            x = x * self.delay_scales[i][delay][:, None, :]
+            x = self._norm(layer.post_attention_layernorm, hidden, scales[i])
             hidden = hidden + layer.mlp(x)
-        return self.text.norm(hidden)
+        return self._norm(self.text.norm, hidden)
+
+    def _norm(self, norm, x, scale=None):
+        """The model's RMS norm on x (B, L, D), times a per-row `scale` (B, D) if given."""
+        if self.fused:
+            return offline_kernels.rms_norm(x, norm, scale)
+        return norm(x) if scale is None else norm(x) * scale[:, None, :]
 
     def _mask(self, key_pos, query_pos, window):
         """What the ring kernel builds its mask from, and for SDPA the mask itself, (B, 1, L, R), once per step."""
@@ -190,11 +236,29 @@ class ModelStep:
         # become G query rows of that head (heads h = kv * G + g, as repeat_kv lays them out).
         q = q.reshape(B, Hkv, (H // Hkv) * L, Dh)
         if self.ring_kernel:
-            out = attention.ring_attention(q.contiguous(), *kv, *mask[:3], attn.scaling)
+            out = attention.ring_attention(q.contiguous(), *kv, *mask[:3], attn.scaling, active=active)
         else:
             out = self._sdpa(q, kv, mask, H // Hkv, attn.scaling)
         out = out.reshape(B, H, L, Dh).transpose(1, 2).reshape(B, L, H * Dh)
         return attn.o_proj(out)
+
+    def _attend_fused(self, attn, qkv, x, cos, sin, kv, ring_idx, mask, active):
+        """_attend as one q/k/v product, rotary embedding of q and k in one pass, one ring write."""
+        B, L, _ = x.shape
+        Dh = attn.head_dim
+        Hkv = kv[0].shape[1]
+        nk = Hkv * Dh
+        proj = F.linear(x, *qkv)  # (B, L, nq + 2 nk)
+        nq = proj.shape[-1] - 2 * nk
+        H = nq // Dh
+        # q and k heads side by side, each token with its own position: one table row per token
+        offline_kernels.rope_(proj[..., :nq + nk].view(1, B * L, H + Hkv, Dh), cos.reshape(B * L, Dh),
+                              sin.reshape(B * L, Dh))
+        ring_store.store(kv, ring_idx, proj[..., nq:nq + nk].view(B, L, Hkv, Dh), proj[..., nq + nk:].view(B, L, Hkv, Dh),
+                         active)
+        q = proj[..., :nq].view(B, L, H, Dh).transpose(1, 2).reshape(B, Hkv, (H // Hkv) * L, Dh)
+        out = attention.ring_attention(q, *kv, *mask[:3], attn.scaling, active=active)
+        return attn.o_proj(out.reshape(B, H, L, Dh).transpose(1, 2).reshape(B, L, H * Dh))
 
     @staticmethod
     def _sdpa(q, kv, mask, groups, scale):
