@@ -56,6 +56,9 @@ class PoolShape:
 
 FP8 = torch.float8_e4m3fn
 FP8_MAX = 448.0
+# Times the float32 reciprocal rather than divided by 448: what PyTorch does on a GPU for a division by a
+# number, made explicit so that the CPU, the GPU and ring_store's kernel compute the same scales.
+INV_FP8_MAX = torch.tensor(1.0 / FP8_MAX, dtype=torch.float32).item()
 
 
 def is_fp8(kv_dtype) -> bool:
@@ -64,7 +67,7 @@ def is_fp8(kv_dtype) -> bool:
 
 def quantize(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """x (..., D) -> (e4m3 values (..., D), float32 scales (...)) with x ~= values * scale."""
-    scale = x.abs().amax(dim=-1).float().clamp(min=1e-12) / FP8_MAX
+    scale = x.abs().amax(dim=-1).float().clamp(min=1e-12) * INV_FP8_MAX
     return (x.float() / scale[..., None]).to(FP8), scale
 
 

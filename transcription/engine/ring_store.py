@@ -5,12 +5,13 @@ a scatter; fp8 rings add the per-vector largest magnitude, the division and the 
 are written the same way: about twenty small kernels per layer, over a thousand per step, which on a
 GPU cost more than the bytes they move. Here one program per (row, position) writes all heads of k and
 v, and nothing for a row without audio this step. The values are step.kv_write's to the bit: the same
-scale (largest magnitude over 448, in float32, correctly rounded), the same correctly rounded division,
-the same round-to-nearest-even cast (tests/engine/ring_store_check.py runs it in Triton's interpreter).
+scale (largest magnitude times float32 1/448, cache.quantize), the same correctly rounded division, the
+same round-to-nearest-even cast (tests/engine/ring_store_check.py runs it in Triton's interpreter on the
+CPU; benchmarks/capacity_bench.py compares it on the GPU).
 """
 import torch
 
-from .cache import FP8_MAX
+from .cache import INV_FP8_MAX
 
 try:
     import triton
@@ -22,12 +23,13 @@ except ImportError:  # CPU-only installs: step.kv_write does the work
 if triton is not None:
 
     @triton.jit
-    def _store_one(X, C, S, x_off, cache_off, scale_off, ok, fp8_max, FP8: tl.constexpr):
+    def _store_one(X, C, S, x_off, cache_off, scale_off, ok, inv_fp8_max, FP8: tl.constexpr):
         x = tl.load(X + x_off, mask=ok[:, None], other=0.0)
         if FP8:
             x = x.to(tl.float32)
-            scale = tl.math.div_rn(tl.maximum(tl.max(tl.abs(x), axis=1), 1e-12), fp8_max)
-            tl.store(C + cache_off, tl.math.div_rn(x, scale[:, None]).to(C.dtype.element_ty), mask=ok[:, None])
+            scale = tl.maximum(tl.max(tl.abs(x), axis=1), 1e-12) * inv_fp8_max
+            tl.store(C + cache_off, tl.math.div_rn(x, scale[:, None]).to(C.dtype.element_ty, fp_downcast_rounding="rtne"),
+                     mask=ok[:, None])
             tl.store(S + scale_off, scale, mask=ok)
         else:
             tl.store(C + cache_off, x.to(C.dtype.element_ty), mask=ok[:, None])
@@ -40,7 +42,7 @@ if triton is not None:
         stride_cb, stride_ch, stride_cr,
         stride_sb, stride_sh,
         stride_ib,
-        heads, fp8_max,
+        heads, inv_fp8_max,
         L: tl.constexpr, D: tl.constexpr, BLOCK_H: tl.constexpr, FP8: tl.constexpr,
     ):
         b = tl.program_id(0) // L
@@ -52,9 +54,9 @@ if triton is not None:
         cache_off = b * stride_cb + h[:, None] * stride_ch + entry * stride_cr + d[None, :]
         scale_off = b * stride_sb + h * stride_sh + entry
         _store_one(K, KC, KS, b * stride_kb + pos * stride_kl + h[:, None] * stride_kh + d[None, :], cache_off, scale_off,
-                   ok, fp8_max, FP8)
+                   ok, inv_fp8_max, FP8)
         _store_one(V, VC, VS, b * stride_vb + pos * stride_vl + h[:, None] * stride_vh + d[None, :], cache_off, scale_off,
-                   ok, fp8_max, FP8)
+                   ok, inv_fp8_max, FP8)
 
 
 def available(device) -> bool:
@@ -78,6 +80,6 @@ def store(kv, ring_idx, k, v, active) -> None:
         k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
         ks.stride(0), ks.stride(1) if fp8 else 0,
         ring_idx.stride(0),
-        H, FP8_MAX,
+        H, INV_FP8_MAX,
         L=L, D=D, BLOCK_H=triton.next_power_of_2(H), FP8=fp8, num_warps=4,
     )
