@@ -164,7 +164,8 @@ def full_ring_step(engine, rows: int, weight_bytes: int) -> tuple[float, float]:
     ms = EB.median_step_ms(lambda: r.run(rows), 20)
     bufs.active.zero_()
     pool.reset_all()
-    read = weight_bytes + rows * pool.shape.bytes_per_slot(engine.dtype, engine.kv_dtype)  # only active rows read rings
+    # only the active rows read their rings
+    read = weight_bytes + rows * pool.shape.bytes_per_slot(engine.dtype, engine.kv_dtype, engine.audio_kv_dtype)
     return round(ms, 2), round(read / (ms / 1000) / 1e12, 2)
 
 
@@ -222,7 +223,7 @@ def live_run(engine, n: int, seconds: float, join: bool = False, joins: int = 6)
 def bench_dtype(model, spec, kv, attention, pcms, reference, seconds, weight_bytes, tokens_by_kv, args) -> tuple[list, dict]:
     engine = make_engine(model, spec, kv, attention, args.max_streams, args.budget_ms)
     info = {"kv_dtype": kv, "slots_by_memory": engine.capacity, "admitted_max": engine.realtime_capacity,
-            "bytes_per_stream": engine.pool.shape.bytes_per_slot(engine.dtype, engine.kv_dtype),
+            "bytes_per_stream": engine.pool.shape.bytes_per_slot(engine.dtype, engine.kv_dtype, engine.audio_kv_dtype),
             "ring_kernel": engine.ring_kernel, "fused_step": engine.runner.step.fused,
             "step_ms_by_bucket_at_start": engine.step_model.figures(),
             "idle_step_ms_by_bucket_at_start": engine.step_model.idle_figures()}
@@ -284,7 +285,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(HERE, "results", f"capacity-{DATE}-h200.json"))
     ap.add_argument("--seconds", type=float, default=60.0)
-    ap.add_argument("--kv", default="bfloat16,float8")
+    ap.add_argument("--kv", default="float8,float8-all,bfloat16")
     ap.add_argument("--max-streams", type=int, default=512)
     ap.add_argument("--budget-ms", type=float, default=None, help="step budget; default the engine's (60 ms on a GPU)")
     ap.add_argument("--tiny", action="store_true", help="smoke-test this script on a CPU with the tiny model")

@@ -246,8 +246,8 @@ ASR_STEP_BUDGET_MS = envint("SCRIBE_ASR_STEP_BUDGET_MS", 0, minimum=0, maximum=8
 # Ring caches: empty for the model's dtype (bf16 on a GPU), or "float8": twice the streams in memory,
 # a few points less agreement with the reference decoder (benchmarks/results/capacity-2026-11-30-h200.json).
 ASR_KV_CACHE = envstr("SCRIBE_ASR_KV_CACHE", "")
-if ASR_KV_CACHE not in ("", "bfloat16", "float8"):
-    raise ImproperlyConfigured(f"SCRIBE_ASR_KV_CACHE must be empty, bfloat16 or float8, not {ASR_KV_CACHE!r}")
+if ASR_KV_CACHE not in ("", "bfloat16", "float8", "float8-all"):
+    raise ImproperlyConfigured(f"SCRIBE_ASR_KV_CACHE must be empty, bfloat16, float8 or float8-all, not {ASR_KV_CACHE!r}")
 ASR_OFFLINE_SEGMENT_S = envint("SCRIBE_ASR_OFFLINE_SEGMENT_S", 60, minimum=4)
 # Offline segments decoded at once (prefill plus decode), also capped by free GPU memory.
 ASR_OFFLINE_BATCH = envint("SCRIBE_ASR_OFFLINE_BATCH", 256, minimum=1)

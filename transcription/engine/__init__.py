@@ -53,19 +53,19 @@ def _device_and_dtype(options: EngineOptions):
     return device, dtype
 
 
-def _kv_dtype(options: EngineOptions, device, dtype) -> torch.dtype:
-    """The ring caches' dtype: the model's unless float8 is asked for (see EngineOptions.kv_cache)."""
+def _kv_dtypes(options: EngineOptions, device, dtype) -> tuple[torch.dtype, torch.dtype]:
+    """The decoder's and the encoder's ring dtypes (see EngineOptions.kv_cache)."""
     choice = options.kv_cache
     if choice is None:
-        return dtype
-    if choice in ("float8", "fp8", "float8_e4m3fn"):
+        return dtype, dtype
+    if choice in ("float8", "fp8", "float8_e4m3fn", "float8-all"):
         if device.type == "cuda" and torch.cuda.get_device_capability(device) < (8, 9):
             raise EngineError("float8 ring caches need a GPU of compute capability 8.9 or newer (L4, L40S, H100, "
                               "H200); set SCRIBE_ASR_KV_CACHE to bfloat16 or leave it empty.")
-        return FP8
+        return FP8, FP8 if choice == "float8-all" else dtype
     if choice in ("bfloat16", "float32", "float16"):
-        return getattr(torch, choice)
-    raise EngineError(f"Unknown cache type {choice!r}: use bfloat16, float32 or float8.")
+        return getattr(torch, choice), getattr(torch, choice)
+    raise EngineError(f"Unknown cache type {choice!r}: use bfloat16, float32, float8 or float8-all.")
 
 
 def _ring_kernel(options: EngineOptions, device) -> bool:
@@ -82,12 +82,12 @@ def _step_budget(options: EngineOptions, device) -> float | None:
     return DEFAULT_STEP_BUDGET_MS if device.type == "cuda" else None
 
 
-def _pool_slots(shape_for, device, dtype, kv_dtype, options: EngineOptions) -> int:
+def _pool_slots(shape_for, device, dtype, kv_dtypes, options: EngineOptions) -> int:
     if device.type != "cuda":
         return options.max_streams
     free, _ = torch.cuda.mem_get_info(device)
     budget = free * options.memory_fraction - options.activation_reserve_gib * GIB
-    per_slot = shape_for(1).bytes_per_slot(dtype, kv_dtype)
+    per_slot = shape_for(1).bytes_per_slot(dtype, *kv_dtypes)
     slots = min(options.max_streams, int(budget // per_slot))
     if slots < 1:
         raise EngineError(
@@ -106,7 +106,7 @@ class Engine:
         cfg = model.config
         if options.text_window:
             cfg.text_config.sliding_window = options.text_window  # read by the pool and the step's mask
-        self.kv_dtype = _kv_dtype(options, self.device, self.dtype)
+        self.kv_dtype, self.audio_kv_dtype = _kv_dtypes(options, self.device, self.dtype)
         logmel = A.LogMel(spec.mel_filters, spec.global_log_mel_max)
         self.ring_kernel = _ring_kernel(options, self.device)
         prefix = None
@@ -114,8 +114,9 @@ class Engine:
             prefix = self._prefix(model, cfg, logmel, spec, self.ring_kernel)
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
-        slots = _pool_slots(lambda n: PoolShape.for_model(cfg, n), self.device, self.dtype, self.kv_dtype, options)
-        self.pool = CachePool(PoolShape.for_model(cfg, slots), self.device, self.dtype, kv_dtype=self.kv_dtype)
+        kv_dtypes = (self.kv_dtype, self.audio_kv_dtype)
+        slots = _pool_slots(lambda n: PoolShape.for_model(cfg, n), self.device, self.dtype, kv_dtypes, options)
+        self.pool = CachePool(PoolShape.for_model(cfg, slots), self.device, self.dtype, *kv_dtypes)
         bufs = StepBuffers.allocate(slots, cfg.audio_config.num_mel_bins, self.device, self.dtype)
         graphs = options.cuda_graphs and self.device.type == "cuda"
         self.runner = StepRunner(ModelStep(model, self.pool, bufs, self.ring_kernel), slots, use_graphs=graphs)
@@ -145,7 +146,8 @@ class Engine:
     def _prefix(self, model, cfg, logmel, spec, ring_kernel: bool):
         """The prompt prefix, which also proves the ring kernel compiles here; where it does not (no C
         compiler for Triton's launcher, say), the engine falls back to SDPA and says so in the log."""
-        args = (model, PoolShape.for_model(cfg, 1), logmel, spec, self.device, self.dtype, self.kv_dtype)
+        args = (model, PoolShape.for_model(cfg, 1), logmel, spec, self.device, self.dtype, self.kv_dtype,
+                self.audio_kv_dtype)
         self.ring_kernel = ring_kernel
         if not ring_kernel:
             return PromptPrefix(*args, ring_kernel=False)

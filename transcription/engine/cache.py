@@ -7,7 +7,9 @@ a masked entry still meets a zero weight in SDPA, and 0 * NaN from stale memory 
 
 With `kv_dtype=float8_e4m3fn` the rings hold keys and values in 8 bits, each (head, position) vector
 with its own float32 scale (its largest magnitude over 448, e4m3's largest value): half the memory and
-half the bytes each step reads, for about 3 % on top for the scales.
+half the bytes each step reads, for about 3 % on top for the scales. The decoder's and the encoder's
+rings may differ (`audio_kv_dtype`): the decoder's hold four fifths of the bytes, and the encoder's are
+where 8 bits cost the most agreement (EngineOptions.kv_cache).
 """
 from dataclasses import dataclass
 
@@ -43,13 +45,17 @@ class PoolShape:
             mels=a.num_mel_bins, audio_hidden=a.hidden_size,
         )
 
-    def bytes_per_slot(self, dtype: torch.dtype, kv_dtype: torch.dtype | None = None) -> int:
+    def bytes_per_slot(self, dtype: torch.dtype, kv_dtype: torch.dtype | None = None,
+                       audio_kv_dtype: torch.dtype | None = None) -> int:
+        """`kv_dtype`: the decoder rings' (default the model's); `audio_kv_dtype`: the encoder rings' (default kv_dtype)."""
         size = torch.finfo(dtype).bits // 8
-        kv_size = torch.finfo(kv_dtype or dtype).bits // 8
+        text_dtype = kv_dtype or dtype
+        audio_dtype = audio_kv_dtype or text_dtype
         text_vectors = 2 * self.text_layers * self.text_kv_heads * self.text_window
         audio_vectors = 2 * self.audio_layers * self.audio_heads * self.audio_ring
-        kv = (text_vectors * self.text_head_dim + audio_vectors * self.audio_head_dim) * kv_size
-        scales = 4 * (text_vectors + audio_vectors) if is_fp8(kv_dtype) else 0
+        kv = (text_vectors * self.text_head_dim * (torch.finfo(text_dtype).bits // 8)
+              + audio_vectors * self.audio_head_dim * (torch.finfo(audio_dtype).bits // 8))
+        scales = 4 * (text_vectors * is_fp8(text_dtype) + audio_vectors * is_fp8(audio_dtype))
         conv = (self.mels * 2 + self.audio_hidden) * size
         return kv + scales + conv + 8 * (self.text_window + self.audio_ring)
 
@@ -78,23 +84,27 @@ def dequantize(values: torch.Tensor, scale: torch.Tensor | None, dtype: torch.dt
 
 
 class CachePool:
-    def __init__(self, shape: PoolShape, device, dtype, kv_dtype: torch.dtype | None = None):
+    def __init__(self, shape: PoolShape, device, dtype, kv_dtype: torch.dtype | None = None,
+                 audio_kv_dtype: torch.dtype | None = None):
+        """`kv_dtype`: the decoder rings' dtype (default the model's); `audio_kv_dtype`: the encoder rings'
+        (default the same)."""
         self.shape, self.device, self.dtype = shape, device, dtype
         self.kv_dtype = kv_dtype or dtype
+        self.audio_kv_dtype = audio_kv_dtype or self.kv_dtype
         s = shape
         z = dict(device=device, dtype=dtype)
-        kv = dict(device=device, dtype=self.kv_dtype)
-        self.text_k = [torch.zeros(s.slots, s.text_kv_heads, s.text_window, s.text_head_dim, **kv) for _ in range(s.text_layers)]
+        self.text_k = [torch.zeros(s.slots, s.text_kv_heads, s.text_window, s.text_head_dim, device=device,
+                                   dtype=self.kv_dtype) for _ in range(s.text_layers)]
         self.text_v = [torch.zeros_like(k) for k in self.text_k]
-        self.audio_k = [torch.zeros(s.slots, s.audio_heads, s.audio_ring, s.audio_head_dim, **kv) for _ in range(s.audio_layers)]
+        self.audio_k = [torch.zeros(s.slots, s.audio_heads, s.audio_ring, s.audio_head_dim, device=device,
+                                    dtype=self.audio_kv_dtype) for _ in range(s.audio_layers)]
         self.audio_v = [torch.zeros_like(k) for k in self.audio_k]
-        self.fp8 = is_fp8(self.kv_dtype)
-        if self.fp8:  # scales start at zero like the values: an unwritten entry dequantizes to 0
-            f32 = dict(device=device, dtype=torch.float32)
-            self.text_k_scale = [torch.zeros(k.shape[:3], **f32) for k in self.text_k]
-            self.text_v_scale = [torch.zeros(k.shape[:3], **f32) for k in self.text_k]
-            self.audio_k_scale = [torch.zeros(k.shape[:3], **f32) for k in self.audio_k]
-            self.audio_v_scale = [torch.zeros(k.shape[:3], **f32) for k in self.audio_k]
+        self.fp8 = {"text": is_fp8(self.kv_dtype), "audio": is_fp8(self.audio_kv_dtype)}
+        f32 = dict(device=device, dtype=torch.float32)
+        for ring in ("text", "audio"):
+            if self.fp8[ring]:  # scales start at zero like the values: an unwritten entry dequantizes to 0
+                for name in (f"{ring}_k", f"{ring}_v"):
+                    setattr(self, f"{name}_scale", [torch.zeros(k.shape[:3], **f32) for k in getattr(self, name)])
         self.text_pos = torch.full((s.slots, s.text_window), EMPTY, device=device, dtype=torch.long)
         self.audio_pos = torch.full((s.slots, s.audio_ring), EMPTY, device=device, dtype=torch.long)
         self.conv1 = torch.zeros(s.slots, s.mels, 2, **z)  # kernel 3, stride 1: two frames of history
@@ -103,12 +113,12 @@ class CachePool:
     def ring_tensor_names(self, ring: str) -> list[str]:
         """Names of the per-layer tensor lists of the "text" or "audio" ring, each (S, H, R, ...)."""
         names = [f"{ring}_k", f"{ring}_v"]
-        return names + [f"{n}_scale" for n in names] if self.fp8 else names
+        return names + [f"{n}_scale" for n in names] if self.fp8[ring] else names
 
     def layer(self, ring: str, i: int, rows: int):
         """(k, v, k_scale, v_scale) of layer i for slots 0..rows-1; scales are None unless fp8."""
         k, v = getattr(self, f"{ring}_k")[i][:rows], getattr(self, f"{ring}_v")[i][:rows]
-        if not self.fp8:
+        if not self.fp8[ring]:
             return k, v, None, None
         return k, v, getattr(self, f"{ring}_k_scale")[i][:rows], getattr(self, f"{ring}_v_scale")[i][:rows]
 

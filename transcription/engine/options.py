@@ -18,9 +18,10 @@ class EngineOptions:
     # predicted to take longer than this (75 % of the 80 ms a step must keep up with, for headroom).
     # None: 60 ms on a GPU, no time limit on a CPU (development and tests, where steps are far slower).
     step_budget_ms: float | None = None
-    # Ring caches: None (the model's dtype), "bfloat16"/"float32", or "float8" (e4m3 with a scale per vector:
-    # half the memory per stream). Not the default: on the full-size random model fp8 agrees 94.4 % with
-    # `generate` against bf16's 98.3 % (benchmarks/results/capacity-2026-11-30-h200.json).
+    # Ring caches: None (the model's dtype), "bfloat16"/"float32", "float8" (the decoder's rings in e4m3 with a
+    # scale per vector, the encoder's in the model's dtype: 0.65 GB per stream instead of 1.07) or "float8-all"
+    # (the encoder's too: 0.55 GB). The encoder's rings are a fifth of the bytes but most of what 8 bits
+    # cost in agreement with `generate` (benchmarks/results/capacity-2026-11-30-h200.json).
     kv_cache: str | None = None
     # Attention over the rings: "ring" (attention.py's split-KV Triton kernel, reads fp8 rings directly),
     # "sdpa" (PyTorch's; fp8 rings are widened first), or None: "ring" on a GPU when Triton works there.

@@ -21,14 +21,15 @@ from .step import MAX_DELAY_STEPS, ModelStep, StepBuffers
 class PromptPrefix:
     """Built before the stream pool is sized (its scratch memory is given back); `apply` fills a slot."""
 
-    def __init__(self, model, shape: PoolShape, logmel, spec, device, dtype, kv_dtype=None, ring_kernel=False):
+    def __init__(self, model, shape: PoolShape, logmel, spec, device, dtype, kv_dtype=None, audio_kv_dtype=None,
+                 ring_kernel=False):
         self.steps = max(0, spec.n_left_pad_steps - 1)  # positions 0..steps-1 are known in advance
         self.frames = self.steps * model.config.downsample_factor  # encoder frames of those steps
         self.tensors: dict[str, list[torch.Tensor]] = {}  # ring tensor name -> per layer (rows, H, positions, ...)
         if self.steps > 0:
             # One row per delay (row d-1 for delay d); rings as long as the prefix, so nothing wraps.
             scratch_shape = replace(shape, slots=MAX_DELAY_STEPS, text_window=self.steps, audio_ring=self.frames)
-            scratch = CachePool(scratch_shape, device, dtype, kv_dtype=kv_dtype)
+            scratch = CachePool(scratch_shape, device, dtype, kv_dtype=kv_dtype, audio_kv_dtype=audio_kv_dtype)
             self._compute(model, scratch, logmel, spec, ring_kernel)
             self._keep(scratch)
 
