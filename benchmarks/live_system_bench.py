@@ -3,10 +3,15 @@ in the server process, one follower each; caption lag measured at the followers.
 
     # CPU, tiny random-weight model (a smoke test of the script and the path):
     ~/.cache/scribe/venv/bin/python benchmarks/live_system_bench.py --tiny --streams 2,4 --seconds 20
-    # GPU, full-size random-weight model (build its folder once, then ramp):
+    # GPU, full-size random-weight model: build its folder once (bf16, ~9 GB), then ramp
     python benchmarks/live_system_bench.py --build-full-model /data/voxtral-random
-    python benchmarks/live_system_bench.py --model-dir /data/voxtral-random --streams 64,128,150,192 --seconds 60 \\
-        --kv-cache float8 --out benchmarks/results/system-<date>-h200.json
+    python benchmarks/live_system_bench.py --model-dir /data/voxtral-random --streams 64,128,150,176,200 \
+        --seconds 60 --kv-cache float8 --out benchmarks/results/capacity-<date>-h200.json
+
+Each run prints one JSON line; `--out` gets every run so far after each one (an existing file, such as the
+capacity benchmark's, is merged into: its other runs stay, a run of the same path, N, cache type and delay
+is replaced). The ramp stops after the first run over `--target-ms` (lag p95, default 150 ms) unless
+`--no-stop-past-target`; the last line names the largest N within it with no host refused.
 
 What runs: a throw-away test database, one Daphne serving `config.asgi` with `SCRIBE_ASR_LIVE_ENGINE=local`
 (the engine in the server process, loaded at start from `--model-dir`), the real channel layers and Redis.
@@ -15,6 +20,9 @@ owner opens the host socket as the host page does (session cookie, Origin; `star
 the delay, waits for `started`), then sends binary 80 ms PCM16 frames (2,560 bytes) paced in real time for
 `--seconds`; the hosts' schedules are staggered uniformly over one 80 ms frame. Each viewer follows on the
 caption socket. Hosts and followers both ping every 2 s, as the pages do. Then every host sends `stop`.
+Before the ramp, an unrecorded run of the first N (`--warmup-run-s`) takes the first streams' one-time costs.
+A host the engine refuses (at capacity) goes on streaming, as the page does (recorded, no captions), and
+counts in `refused`.
 
 Lag, per caption token, is comparable to the engine's own figure (`Delta.lag_ms`, measured from the
 arrival of the audio a token needed to the step that made it), but measured end to end: from the time
@@ -120,6 +128,7 @@ class Meeting:
         self.started: asyncio.Future = asyncio.get_running_loop().create_future()
         self.ended = asyncio.Event()
         self.tasks: list[asyncio.Task] = []
+        self.live = False  # started on the server (with or without captions)
 
     def headers(self, cookie: str) -> dict:
         return {"Cookie": f"{self.cfg['cookie_name']}={cookie}", "Origin": self.origin}
@@ -132,7 +141,7 @@ class Meeting:
                 await ws.receive()  # the status snapshot: a follower is in the meeting's group from here
                 return ws
             except (OSError, aiohttp.ClientError):
-                self.stats["errors"]["connect retried"] = self.stats["errors"].get("connect retried", 0) + 1
+                self.count_error("connect retried")
                 await asyncio.sleep(0.5 * (attempt + 1))
         raise RuntimeError(f"could not open {path} of meeting {self.pair['meeting_id']}")
 
@@ -143,24 +152,35 @@ class Meeting:
         self.tasks += [asyncio.create_task(self.read_host()), asyncio.create_task(self.read_follower()), asyncio.create_task(self.ping())]
         began = time.monotonic()
         await self.host.send_json({"type": "start", "delay_ms": self.cfg["delay_ms"], "capture": f"bench{self.pair['meeting_id']:08d}"})
-        started = await asyncio.wait_for(self.started, self.cfg["start_timeout_s"])
+        try:
+            started = await asyncio.wait_for(self.started, self.cfg["start_timeout_s"])
+        except TimeoutError:
+            started = None
+        if started is None:  # the server could not start the session at all: counted, and this meeting sits out
+            self.count_error("start failed")
+            return
         self.stats["start_ms"].append((time.monotonic() - began) * 1000)
         self.offset_ms = started.get("offset_ms", 0)
         if not started.get("captions"):
-            self.stats["refused"] += 1
+            self.stats["refused"] += 1  # at capacity: the host page goes on recording without captions, and so does this host
         await self.host.send_json({"type": "frames", "seq": started.get("acked", 0) + 1, "late": 0})
+        self.live = True
+
+    def count_error(self, code: str) -> None:
+        self.stats["errors"][code] = self.stats["errors"].get(code, 0) + 1
 
     async def read_host(self) -> None:
         async for msg in self.host:
-            if msg.type != 1:  # aiohttp.WSMsgType.TEXT
+            if msg.type != aiohttp.WSMsgType.TEXT:
                 continue
             event = json.loads(msg.data)
             kind = event.get("type")
             if kind == "started" and not self.started.done():
                 self.started.set_result(event)
             elif kind == "error":
-                errors = self.stats["errors"]
-                errors[event.get("code")] = errors.get(event.get("code"), 0) + 1
+                self.count_error(event.get("code"))
+                if event.get("code") in ("start_failed", "bad_delay") and not self.started.done():
+                    self.started.set_result(None)
             elif kind == "ended":
                 self.ended.set()
 
@@ -168,7 +188,7 @@ class Meeting:
         delay, warmup_ms = self.cfg["delay_ms"], self.cfg["warmup_s"] * 1000
         async for msg in self.follower:
             arrived = time.time()
-            if msg.type != 1:
+            if msg.type != aiohttp.WSMsgType.TEXT:
                 continue
             event = json.loads(msg.data)
             if event.get("type") != "caption":
@@ -195,6 +215,8 @@ class Meeting:
                     await ws.send_json({"type": "ping", "t": time.time() * 1000})
 
     async def stream(self, t0: float) -> None:
+        if not self.live:
+            return
         late = self.stats["send_late"]
         frame_bytes = FRAME_SAMPLES * 2
         for k in range(self.n_frames):
@@ -214,10 +236,11 @@ class Meeting:
     async def stop(self) -> None:
         await asyncio.sleep(self.cfg["tail_s"])  # the last words still on their way to the follower
         try:
-            await self.host.send_json({"type": "stop"})
-            await asyncio.wait_for(self.ended.wait(), self.cfg["stop_timeout_s"])
+            if self.live:
+                await self.host.send_json({"type": "stop"})
+                await asyncio.wait_for(self.ended.wait(), self.cfg["stop_timeout_s"])
         except Exception as exc:  # a slow flush must not stop the others' figures
-            self.stats["errors"][f"stop: {type(exc).__name__}"] = self.stats["errors"].get(f"stop: {type(exc).__name__}", 0) + 1
+            self.count_error(f"stop: {type(exc).__name__}")
         for task in self.tasks:
             task.cancel()
         for ws in (self.host, self.follower):
@@ -463,11 +486,19 @@ class EngineSampler:
         self.thread.join(timeout=5)
 
 
-def device_name(cuda: bool) -> str:
-    if cuda:
-        import torch
+def gpu_names() -> list[str]:
+    """The GPUs' names, asked in a child process: CUDA set up here would hold memory the server's engine
+    sizes its caches from, and would be inherited by the forked clients."""
+    import subprocess
 
-        return torch.cuda.get_device_name(0)
+    code = "import torch; print('\\n'.join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    return [line for line in done.stdout.splitlines() if line.strip()]
+
+
+def device_name(gpus: list[str]) -> str:
+    if gpus:
+        return gpus[0]
     return f"CPU only ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
 
 
@@ -486,11 +517,20 @@ def measure(base: str, pairs: list[dict], cfg: dict, procs: int) -> dict:
 
 
 def server_env(model_dir, *, device: str, max_streams: int = 512, kv_cache: str | None = None, step_budget_ms: int = 0,
-               delay_ms: int = 480, layer: str = "live") -> dict:
-    """The server's settings: the engine in its own process, loaded from `model_dir`."""
-    return {"SCRIBE_LOG_LEVEL": "WARNING", "SCRIBE_ASR_LIVE_ENGINE": "local", "SCRIBE_ASR_MODEL_DIR": str(model_dir),
-            "SCRIBE_ASR_DEVICE": device, "SCRIBE_ASR_MAX_STREAMS": max_streams, "SCRIBE_ASR_KV_CACHE": kv_cache or "",
-            "SCRIBE_ASR_STEP_BUDGET_MS": step_budget_ms, "SCRIBE_ASR_DEFAULT_DELAY_MS": delay_ms, "SCRIBE_LIVE_CHANNEL_LAYER": layer}
+               delay_ms: int = 480, layer: str = "live", threads: int = 0) -> dict:
+    """The server's settings: the engine in its own process, loaded from `model_dir`.
+
+    `threads`: the server's intra-op threads (OMP_NUM_THREADS); 0: one on a CPU, torch's default with a GPU.
+    On a CPU the engine's parallel sections wait on each other while the server's loop and the clients
+    hold the cores: with two threads on two busy cores, one step in twenty took 200-500 ms instead of 7.
+    """
+    env = {"SCRIBE_LOG_LEVEL": "WARNING", "SCRIBE_ASR_LIVE_ENGINE": "local", "SCRIBE_ASR_MODEL_DIR": str(model_dir),
+           "SCRIBE_ASR_DEVICE": device, "SCRIBE_ASR_MAX_STREAMS": max_streams, "SCRIBE_ASR_KV_CACHE": kv_cache or "",
+           "SCRIBE_ASR_STEP_BUDGET_MS": step_budget_ms, "SCRIBE_ASR_DEFAULT_DELAY_MS": delay_ms, "SCRIBE_LIVE_CHANNEL_LAYER": layer}
+    threads = threads or (1 if device == "cpu" else 0)
+    if threads:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = threads
+    return env
 
 
 def client_config(n: int, *, seconds: float, delay_ms: int = 480, warmup_s: float = 3.0, audio: str = "chirp") -> dict:
@@ -509,6 +549,10 @@ def merged(old: dict | None, result: dict) -> dict:
     new = {same(r) for r in result["runs"]}
     runs = [r for r in old.get("runs", []) if same(r) not in new] + result["runs"]
     return {**old, "system_bench": {k: v for k, v in result.items() if k != "runs"}, "runs": runs}
+
+
+def client_procs(args, n: int) -> int:
+    return args.client_procs or max(1, min(math.ceil(n / 25), (os.cpu_count() or 2) // 2))
 
 
 def largest_within(runs: list[dict], target_ms: float) -> int | None:
@@ -532,7 +576,10 @@ def main() -> int:
     ap.add_argument("--step-budget-ms", type=int, default=0, help="SCRIBE_ASR_STEP_BUDGET_MS; 0: the engine's default")
     ap.add_argument("--audio", choices=("chirp", "speech"), default="chirp", help="speech needs espeak-ng and sox")
     ap.add_argument("--warmup-s", type=float, default=3.0, help="tokens of each stream's first seconds are not counted")
+    ap.add_argument("--warmup-run-s", type=float, default=10.0,
+                    help="a run of the first N this long before the ramp, not recorded (the first streams' one-time costs); 0: none")
     ap.add_argument("--client-procs", type=int, default=0, help="client processes; 0: one per 25 meetings, at most half the cores")
+    ap.add_argument("--server-threads", type=int, default=0, help="the server's OMP_NUM_THREADS; 0: one on a CPU, torch's default with a GPU")
     ap.add_argument("--layer", default="live", help="SCRIBE_LIVE_CHANNEL_LAYER for the sockets: live (pub/sub) or default")
     ap.add_argument("--load-timeout", type=float, default=1200, help="seconds for the server to load and warm up the engine")
     ap.add_argument("--db-host")
@@ -547,13 +594,12 @@ def main() -> int:
                                              "default benchmarks/results/system-<date>-<gpu|cpu>.json")
     args = ap.parse_args()
 
-    import torch
-
-    cuda = torch.cuda.is_available() and args.device != "cpu"
     if args.build_full_model:
         build_full_model(args.build_full_model)
         print(json.dumps({"built": str(args.build_full_model)}))
         return 0
+    gpus = [] if args.device == "cpu" else gpu_names()
+    cuda = bool(gpus)
     configure(args)
     from django.db import connection
 
@@ -570,8 +616,8 @@ def main() -> int:
     counts = [int(n) for n in args.streams.split(",")]
     kv = args.kv_cache or ("bfloat16" if cuda else "float32")
     env = server_env(model_dir, device=args.device or ("cuda" if cuda else "cpu"), max_streams=args.max_streams, kv_cache=args.kv_cache,
-                     step_budget_ms=args.step_budget_ms, delay_ms=args.delay_ms, layer=args.layer)
-    device = device_name(cuda)
+                     step_budget_ms=args.step_budget_ms, delay_ms=args.delay_ms, layer=args.layer, threads=args.server_threads)
+    device = device_name(gpus)
     out = args.out or REPO / "benchmarks" / "results" / f"system-{today}-{'gpu' if cuda else 'cpu'}.json"
     result = {"device": device, "date": today, "path": "system", "model_dir": str(model_dir), "tiny": args.tiny,
               "audio": args.audio, "cores": os.cpu_count(), "channel_layer": args.layer, "target_ms": args.target_ms, "runs": []}
@@ -585,14 +631,19 @@ def main() -> int:
             print(json.dumps({"engine_ready_s": round(time.monotonic() - started, 1), "admitted_max": report.get("capacity"),
                               "capacity_memory": report.get("capacity_memory"), "capacity_time": report.get("capacity_time"),
                               "server_log": str(scratch)}), flush=True)
+            if args.warmup_run_s > 0:
+                n = counts[0]
+                cfg = client_config(n, seconds=args.warmup_run_s, delay_ms=args.delay_ms, warmup_s=min(args.warmup_s, args.warmup_run_s / 2), audio=args.audio)
+                row = measure(base, make_pairs(users, n, "warm-up"), cfg, client_procs(args, n))
+                print(json.dumps({"warmup_run": {k: row[k] for k in ("lag_ms_p50", "lag_ms_p95", "tokens", "refused", "errors")}, "streams": n}), flush=True)
             for run, n in enumerate(counts):
                 wait_for_idle_engine()
                 pairs = make_pairs(users, n, run)
-                procs = args.client_procs or max(1, min(math.ceil(n / 25), (os.cpu_count() or 2) // 2))
+                procs = client_procs(args, n)
                 cfg = client_config(n, seconds=args.seconds, delay_ms=args.delay_ms, warmup_s=args.warmup_s, audio=args.audio)
                 row = {"streams": n, "kv_dtype": kv, "delay_ms": args.delay_ms, **measure(base, pairs, cfg, procs),
                        "bandwidth_tb_s": None, "path": "system", "gpus": 1 if cuda else 0,  # the engine in the server uses one device
-                       "gpus_visible": torch.cuda.device_count() if cuda else 0,
+                       "gpus_visible": len(gpus),
                        "seconds": args.seconds, "device": device, "date": today}
                 result["runs"].append(row)
                 result["largest_within_target"] = largest_within(result["runs"], args.target_ms)
