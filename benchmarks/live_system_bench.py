@@ -60,7 +60,6 @@ import math
 import multiprocessing as mp
 import os
 import platform
-import queue
 import sys
 import tempfile
 import threading
