@@ -1,0 +1,25 @@
+"""The whole-system live benchmark's core, briefly: one host through Daphne with the tiny engine, one follower."""
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.servers import daphne_server
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent / "benchmarks"))
+
+import live_system_bench as bench  # noqa: E402
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_caption_reaches_the_follower_with_a_finite_lag_from_the_frame_it_needed(tiny_model_dir, tmp_path):
+    pairs = bench.make_pairs(bench.make_users(1), 1, run=0)
+    cfg = bench.client_config(1, seconds=5, warmup_s=1.0)
+    with daphne_server(tmp_path, **bench.server_env(tiny_model_dir, device="cpu", max_streams=2)) as base:
+        bench.wait_for_engine(120)
+        row = bench.measure(base, pairs, cfg, procs=1)
+    assert row["tokens"] > 0, row
+    assert row["refused"] == 0 and row["early"] == 0, row
+    # Never before the frame that completed the token's audio was sent, and not seconds after it.
+    assert 0 < row["lag_ms_min"] <= row["lag_ms_p95"] < 5000, row
+    assert row["admitted_max"] == 2 and row["step_ms_p95"] is not None, row
