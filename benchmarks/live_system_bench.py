@@ -566,7 +566,7 @@ def main() -> int:
     ap.add_argument("--streams", default="2,4", help="comma-separated numbers of hosts, one run each, in this order")
     ap.add_argument("--seconds", type=float, default=60.0, help="audio each host streams per run")
     ap.add_argument("--delay-ms", type=int, default=480)
-    ap.add_argument("--kv-cache", choices=("bfloat16", "float8"), help="ring cache dtype (SCRIBE_ASR_KV_CACHE); default the model's")
+    ap.add_argument("--kv-cache", choices=("bfloat16", "float8", "float8-all"), help="ring cache dtype (SCRIBE_ASR_KV_CACHE); default the model's")
     ap.add_argument("--model-dir", type=Path, help="a model folder in the transformers layout")
     ap.add_argument("--tiny", action="store_true", help="build and use the tiny random-weight test model (CPU)")
     ap.add_argument("--build-full-model", type=Path, metavar="DIR", help="save the full-size random bf16 model into DIR and exit")
@@ -591,8 +591,14 @@ def main() -> int:
                     help="end the ramp after the first run over the target (the larger N left would only be slower)")
     ap.add_argument("--out", type=Path, help="results file (JSON), merged into when it exists (e.g. the capacity benchmark's); "
                                              "default benchmarks/results/system-<date>-<gpu|cpu>.json")
+    ap.add_argument("--merge", type=Path, metavar="RESULT",
+                    help="merge RESULT (this script's output from another machine) into --out and exit, running nothing")
     args = ap.parse_args()
 
+    if args.merge:
+        old = json.loads(args.out.read_text()) if args.out and args.out.exists() else None
+        args.out.write_text(json.dumps(merged(old, json.loads(args.merge.read_text())), indent=1) + "\n")
+        return 0
     if args.build_full_model:
         build_full_model(args.build_full_model)
         print(json.dumps({"built": str(args.build_full_model)}))

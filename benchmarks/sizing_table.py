@@ -5,7 +5,7 @@
 Memory limit: what the engine's own sizing gives with its defaults (92 % of the memory left after the
 weights, less 3 GiB for activations and graphs). Time limit: streams whose step stays within the 60 ms
 budget, with the step modelled as a fixed part plus a part per stream, both fitted to the H200's
-measured step times, live host overhead included. On another card the per-stream part (reading the
+measured step times with every row active (the worst case admission takes), live host overhead included. On another card the per-stream part (reading the
 stream's rings) and the weights' read scale with memory bandwidth, the rest (kernel launches, small
 matrix work) is taken as the H200's. Only the H200 row is measured; the others are estimates from
 datasheet bandwidths (at the 80 % of it that the H200 reached), which a site confirms with capacity_bench.py.
@@ -40,7 +40,7 @@ def main():
     rows = []
     for eng in doc["engines"]:
         kv = eng["kv_dtype"]
-        runs = [r for r in doc["runs"] if r["kv_dtype"] == kv]
+        runs = [r for r in doc["runs"] if r["kv_dtype"] == kv and r.get("path", "engine") == "engine"]
         extra = max(r["step_ms_p50"] - r["step_ms_model"] for r in runs) if runs else 3.0
         a, b = fit(eng["step_ms_by_bucket_at_start"], max(0.0, extra))
         weights_ms = lambda tb_s: WEIGHTS / (EFFICIENCY * tb_s * 1e12) * 1000  # noqa: E731
@@ -54,7 +54,7 @@ def main():
     print("| card | example | rings | streams by memory | streams by step time (60 ms) | live streams |")
     print("|---:|---|---|---:|---:|---:|")
     for gb, name, kv, memory, time_limit, both in rows:
-        if kv == "float8" and name == "RTX A4000":  # compute 8.6: no fp8 (the engine refuses float8 rings there)
+        if kv.startswith("float8") and name == "RTX A4000":  # compute 8.6: no fp8 (the engine refuses float8 rings there)
             memory = time_limit = both = "–"
         print(f"| {gb} GB | {name} | {kv} | {memory} | {time_limit} | **{both}** |")
 

@@ -56,6 +56,10 @@ def _device_and_dtype(options: EngineOptions):
 def _kv_dtypes(options: EngineOptions, device, dtype) -> tuple[torch.dtype, torch.dtype]:
     """The decoder's and the encoder's ring dtypes (see EngineOptions.kv_cache)."""
     choice = options.kv_cache
+    if choice is None:  # 8-bit decoder rings where the card has fp8 and the engine serves live captions
+        live = options.text_window is None
+        fp8_card = device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 9)
+        choice = "float8" if live and fp8_card and dtype == torch.bfloat16 else None
     if choice is None:
         return dtype, dtype
     if choice in ("float8", "fp8", "float8_e4m3fn", "float8-all"):

@@ -18,10 +18,12 @@ class EngineOptions:
     # predicted to take longer than this (75 % of the 80 ms a step must keep up with, for headroom).
     # None: 60 ms on a GPU, no time limit on a CPU (development and tests, where steps are far slower).
     step_budget_ms: float | None = None
-    # Ring caches: None (the model's dtype), "bfloat16"/"float32", "float8" (the decoder's rings in e4m3 with a
-    # scale per vector, the encoder's in the model's dtype: 0.65 GB per stream instead of 1.07) or "float8-all"
-    # (the encoder's too: 0.55 GB). The encoder's rings are a fifth of the bytes but most of what 8 bits
-    # cost in agreement with `generate` (benchmarks/results/capacity-2026-11-30-h200.json).
+    # Ring caches: "bfloat16"/"float32", "float8" (the decoder's rings in e4m3 with a scale per vector, the
+    # encoder's in the model's dtype: 0.65 GB per stream instead of 1.07) or "float8-all" (the encoder's too:
+    # 0.55 GB). The encoder's rings are a fifth of the bytes but most of what 8 bits cost in agreement with
+    # `generate`: on the full-size random model bf16 rings agree 97.8 %, "float8" 98.0 %, "float8-all" 94.6 %
+    # (benchmarks/results/capacity-2026-11-30-h200.json). None: "float8" on a GPU with fp8 (compute
+    # capability 8.9 or newer) for engines that serve live captions (no text_window), the model's otherwise.
     kv_cache: str | None = None
     # Attention over the rings: "ring" (attention.py's split-KV Triton kernel, reads fp8 rings directly),
     # "sdpa" (PyTorch's; fp8 rings are widened first), or None: "ring" on a GPU when Triton works there.

@@ -83,9 +83,11 @@ class Prefill:
         self.logmel.window = logmel.window.to(device)
         self.host_logmel = logmel  # where the live scheduler computes it (the CPU): see mel_on_host
         self.mel_on_host = False  # mel frames on the CPU, as the live path makes them, at the CPU's speed
-        usable = prefix is not None and prefix.steps > 0 and all(
-            t.dtype == dtype for ts in prefix.tensors.values() for t in ts)
-        self.prefix = prefix if usable else None
+        # A ring of the prefix serves here where it holds the model's dtype (fp8 decoder rings do not:
+        # the offline decoder's cache is in the model's dtype, and the prompt is then stepped instead).
+        self.prefix = prefix if prefix is not None and prefix.steps > 0 else None
+        self.prefix_rings = {ring for ring in ("text", "audio") if self.prefix is not None and all(
+            t.dtype == dtype for name, ts in prefix.tensors.items() if name.startswith(ring) for t in ts)}
         # Triton builds here when the live step's ring kernel did (engine._prefix tries it at start-up).
         self.fused_encoder = offline_kernels.available(device) and step.ring_kernel
         self.ring_kernel = step.ring_kernel  # the live step's decoder attention, so the same arithmetic
@@ -168,7 +170,7 @@ class Prefill:
             q = rope(attn.q_proj(x).view(b, L, -1, Dh).transpose(1, 2), cos, sin)  # (b, H, L, Dh)
             k = rope(attn.k_proj(x).view(b, L, -1, Dh).transpose(1, 2), cos, sin)  # (b, Hkv, L, Dh)
         v = attn.v_proj(x).view(b, L, -1, Dh).transpose(1, 2)
-        if self.prefix is not None:  # the silent start's keys and values as the live stream holds them
+        if "audio" in self.prefix_rings:  # the silent start's keys and values as the live stream holds them
             n = min(L, self.prefix.frames)
             k[:, :, :n] = self.prefix.tensors["audio_k"][layer][:, :, :n]
             v[:, :, :n] = self.prefix.tensors["audio_v"][layer][:, :, :n]
@@ -218,7 +220,7 @@ class Prefill:
 
     def _apply_prefix(self, cache, delay_steps: int) -> int:
         """Copy the prompt prefix's decoder cache for this delay into every row; the first position to step."""
-        if self.prefix is None:
+        if "text" not in self.prefix_rings:
             return 0
         n = self.prefix.steps
         for (k_cache, v_cache), k, v in zip(cache, self.prefix.tensors["text_k"], self.prefix.tensors["text_v"]):
