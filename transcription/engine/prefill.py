@@ -83,11 +83,7 @@ class Prefill:
         self.logmel.window = logmel.window.to(device)
         self.host_logmel = logmel  # where the live scheduler computes it (the CPU): see mel_on_host
         self.mel_on_host = False  # mel frames on the CPU, as the live path makes them, at the CPU's speed
-        # A ring of the prefix serves here where it holds the model's dtype (fp8 decoder rings do not:
-        # the offline decoder's cache is in the model's dtype, and the prompt is then stepped instead).
         self.prefix = prefix if prefix is not None and prefix.steps > 0 else None
-        self.prefix_rings = {ring for ring in ("text", "audio") if self.prefix is not None and all(
-            t.dtype == dtype for name, ts in prefix.tensors.items() if name.startswith(ring) for t in ts)}
         # Triton builds here when the live step's ring kernel did (engine._prefix tries it at start-up).
         self.fused_encoder = offline_kernels.available(device) and step.ring_kernel
         self.ring_kernel = step.ring_kernel  # the live step's decoder attention, so the same arithmetic
@@ -106,6 +102,15 @@ class Prefill:
         self.timings: dict[str, float] = {}  # seconds per phase, summed over calls (benchmarks read them)
         self.decoder = DecoderStats()
         self.pieces: dict[int, str] = {}  # text of single tokens, for segment_transcript
+
+    @property
+    def prefix_rings(self) -> set[str]:
+        """The prefix's rings ("text", "audio") that serve here: those in the model's dtype. fp8 decoder rings
+        do not (the offline decoder's cache is in the model's dtype); the prompt is then stepped instead."""
+        if self.prefix is None:
+            return set()
+        return {ring for ring in ("text", "audio") if all(
+            t.dtype == self.dtype for name, ts in self.prefix.tensors.items() if name.startswith(ring) for t in ts)}
 
     @contextlib.contextmanager
     def timed(self, phase: str):
