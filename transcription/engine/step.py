@@ -180,12 +180,7 @@ class ModelStep:
         cos, sin = self.audio.rotary_emb(h, position_ids=qpos)
         for i, layer in enumerate(self.audio.layers):
             x = self._norm(layer.self_attn_layer_norm, h)
-            if self.fused:
-                x = self._attend_fused(layer.self_attn, self.audio_qkv[i], x, cos, sin, p.layer("audio", i, B), ring_idx,
-                                       mask, active)
-            else:
-                x = self._attend(layer.self_attn, x, cos, sin, p.layer("audio", i, B), rows, ring_idx, mask, active)
-            h = h + x
+            h = h + self._self_attention("audio", i, layer.self_attn, x, cos, sin, rows, ring_idx, mask, active)
             h = h + layer.mlp(self._norm(layer.final_layer_norm, h))
         h = self._norm(self.audio.norm, h)
         h = h.reshape(B, -1, self.audio_hidden * self.downsample)  # (B, 1, 4C)
@@ -201,12 +196,7 @@ class ModelStep:
         scales = self.delay_scales[:, delay]  # (layers, B, D): each row's time conditioning, one gather a step
         for i, layer in enumerate(self.text.layers):
             x = self._norm(layer.input_layernorm, hidden)
-            if self.fused:
-                x = self._attend_fused(layer.self_attn, self.text_qkv[i], x, cos, sin, p.layer("text", i, B), ring_idx,
-                                       mask, active)
-            else:
-                x = self._attend(layer.self_attn, x, cos, sin, p.layer("text", i, B), rows, ring_idx, mask, active)
-            hidden = hidden + x
+            hidden = hidden + self._self_attention("text", i, layer.self_attn, x, cos, sin, rows, ring_idx, mask, active)
             x = self._norm(layer.post_attention_layernorm, hidden, scales[i])
             hidden = hidden + layer.mlp(x)
         return self._norm(self.text.norm, hidden)
@@ -220,6 +210,14 @@ class ModelStep:
     def _mask(self, key_pos, query_pos, window):
         """What the ring kernel builds its mask from, and for SDPA the mask itself, (B, 1, L, R), once per step."""
         return key_pos, query_pos, window, None if self.ring_kernel else window_mask(key_pos, query_pos, window)
+
+    def _self_attention(self, ring, i, attn, x, cos, sin, rows, ring_idx, mask, active):
+        """Layer i of the "audio" or "text" stack: attention over its rings, fused on a GPU."""
+        kv = self.pool.layer(ring, i, x.shape[0])
+        if self.fused:
+            qkv = (self.audio_qkv if ring == "audio" else self.text_qkv)[i]
+            return self._attend_fused(attn, qkv, x, cos, sin, kv, ring_idx, mask, active)
+        return self._attend(attn, x, cos, sin, kv, rows, ring_idx, mask, active)
 
     def _attend(self, attn, x, cos, sin, kv, rows, ring_idx, mask, active):
         """x (B, L, D) -> (B, L, D); kv: the layer's (k, v, k_scale, v_scale) views of the pool, written in
