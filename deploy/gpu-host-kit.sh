@@ -94,8 +94,9 @@ for loc in list(pathlib.Path(sys.argv[1]).rglob("locale")):
                 shutil.rmtree(lang)
 EOF
 rm -rf "$S/pycountry/locales"
-# Tokenizers of other Mistral models; the engine reads tekken.json from the model folder.
-find "$S/mistral_common/data" -type f \( -name '*.model*' -o -name 'tekken_*.json' \) -delete
+# Tokenizers of other Mistral models; the engine reads tekken.json from the model folder. The one kept is
+# the vocabulary benchmarks/live_system_bench.py --build-full-model writes the random model's tokenizer from.
+find "$S/mistral_common/data" -type f \( -name '*.model*' -o -name 'tekken_*.json' \) ! -name tekken_240911.json -delete
 rm -rf "$S/uvloop/_testbase.py" "$S/twisted/"*/test
 # Debug sections; the extension modules load the same without them.
 find "$S" \( -name '*.so' -o -name '*.so.*' \) -type f -exec strip --strip-unneeded {} + 2>/dev/null || true
