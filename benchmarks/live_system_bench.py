@@ -1,5 +1,6 @@
 """Live captions through the whole system: N hosts stream audio over WebSockets into Daphne with the engine
-in the server process, one follower each; caption lag measured at the followers. A script, not a test.
+in the server process or in caption workers, one follower each; caption lag measured at the followers.
+A script, not a test.
 
     # CPU, tiny random-weight model (a smoke test of the script and the path):
     ~/.cache/scribe/venv/bin/python benchmarks/live_system_bench.py --tiny --streams 2,4 --seconds 20
@@ -7,14 +8,24 @@ in the server process, one follower each; caption lag measured at the followers.
     python benchmarks/live_system_bench.py --build-full-model /data/voxtral-random
     python benchmarks/live_system_bench.py --model-dir /data/voxtral-random --streams 64,128,150,176,200 \
         --seconds 60 --kv-cache float8 --out benchmarks/results/capacity-<date>-h200.json
+    # the deployed layout: the engine in caption workers, one per GPU (here two)
+    python benchmarks/live_system_bench.py --model-dir /data/voxtral-random --workers 2 --streams 150,200,300,400 \
+        --seconds 60 --kv-cache float8 --out benchmarks/results/capacity-<date>-h200.json
 
 Each run prints one JSON line; `--out` gets every run so far after each one (an existing file, such as the
-capacity benchmark's, is merged into: its other runs stay, a run of the same path, N, cache type and delay
-is replaced). The ramp stops after the first run over `--target-ms` (lag p95, default 150 ms) unless
-`--no-stop-past-target`; the last line names the largest N within it with no host refused.
+capacity benchmark's, is merged into: its other runs stay, a run of the same path, N, cache type, delay
+and number of caption workers is replaced). The ramp stops after the first run over `--target-ms` (lag
+p95, default 150 ms) unless `--no-stop-past-target`; the last line names the largest N within it with no
+host refused.
 
 What runs: a throw-away test database, one Daphne serving `config.asgi` with `SCRIBE_ASR_LIVE_ENGINE=local`
 (the engine in the server process, loaded at start from `--model-dir`), the real channel layers and Redis.
+With `--workers K` (K >= 1), the deployed layout instead: Daphne with `SCRIBE_ASR_LIVE_ENGINE=worker` and K
+`manage.py run_caption_worker` processes with the same model and engine settings, worker i on GPU i
+(CUDA_VISIBLE_DEVICES=i; more workers than GPUs go round the cards again; on a CPU all on the CPU); the
+ramp starts once every worker has published its health. Each run records `layout` ("in-process" or
+"caption workers"), `workers` and `gpus` (the cards the engines use: 1 in-process on a GPU, K with K workers
+on K or more cards; 0 on a CPU).
 For each N in `--streams`, N fresh meetings, each with its own owner and one viewer it is shared with. Each
 owner opens the host socket as the host page does (session cookie, Origin; `start` with a capture id and
 the delay, waits for `started`), then sends binary 80 ms PCM16 frames (2,560 bytes) paced in real time for
@@ -22,7 +33,9 @@ the delay, waits for `started`), then sends binary 80 ms PCM16 frames (2,560 byt
 caption socket. Hosts and followers both ping every 2 s, as the pages do. Then every host sends `stop`.
 Before the ramp, an unrecorded run of the first N (`--warmup-run-s`) takes the first streams' one-time costs.
 A host the engine refuses (at capacity) goes on streaming, as the page does (recorded, no captions), and
-counts in `refused`.
+counts in `refused`. After each run (the warm-up run too) the next waits until the engines report no active
+stream, so that a backlog (hosts whose `stop` timed out, streams still flushing) cannot spill into it; after
+`--idle-timeout` seconds it goes on, and the run's `errors` say how many streams were still active.
 
 Lag, per caption token, is comparable to the engine's own figure (`Delta.lag_ms`, measured from the
 arrival of the audio a token needed to the step that made it), but measured end to end: from the time
@@ -38,8 +51,12 @@ their frame was sent would mean the mapping is wrong: they are counted as `early
 
 Engine figures come from the health the server process publishes to Redis every 2 s (what /healthz and
 the status page read): `step_ms_p95` over the engine's last 500 steps, sampled at the end of each run,
-and `admitted_max` (the streams it admits: memory and step-time budget). `bandwidth_tb_s` is not
-measured on this path (null); `benchmarks/capacity_bench.py` measures it on the engine path.
+and `admitted_max` (the streams it admits: memory and step-time budget). With caption workers, each
+worker publishes its own: `admitted_max` (and `capacity_memory`, `capacity_time`) is their sum,
+`step_ms_p95` the slowest worker's, and `worker_streams` / `worker_capacity` each worker's active
+streams and capacity at the end of the streaming (how the meetings spread over the engines).
+`bandwidth_tb_s` is not measured on this path (null); `benchmarks/capacity_bench.py` measures it on the
+engine path.
 
 The clients run in `--client-procs` processes (default: one per 25 meetings, at most half the cores), each
 with its own event loop (uvloop where installed), so that the clients are not what limits the figures:
@@ -54,12 +71,14 @@ scribe_system_bench_<pid>); the role needs CREATEDB. `--layer` picks the live ch
 """
 import argparse
 import asyncio
+import contextlib
 import datetime
 import json
 import math
 import multiprocessing as mp
 import os
 import platform
+import signal
 import sys
 import tempfile
 import threading
@@ -291,6 +310,7 @@ def client_process(index: int, base: str, pairs: list[dict], cfg: dict, ready_q,
         go.wait()
         return t0.value
 
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler: a terminated client just ends
     try:
         results_q.put((index, run_event_loop(client_main(base, pairs, cfg, ready, wait_for_go))))
     except BaseException as exc:  # the parent must hear of it, or it waits for the full timeout
@@ -434,6 +454,101 @@ def engine_report() -> dict | None:
     return hosts[0] if hosts else None
 
 
+class CaptionWorkers:
+    """K `manage.py run_caption_worker` processes, worker i on GPU i (CUDA_VISIBLE_DEVICES) where there are GPUs.
+
+    Each publishes its engine's health to Redis under its host id (host name and pid), so its reports are
+    told apart from those of any other process on the same Redis (an earlier run's linger for 15 s).
+    """
+
+    def __init__(self, scratch: Path, count: int, env: dict, gpus: int):
+        import socket
+
+        self.scratch, self.count, self.env, self.gpus = scratch, count, env, gpus
+        self.procs: list = []
+        self.logs: list[Path] = []
+        self.cards: list[str | None] = []  # each worker's CUDA_VISIBLE_DEVICES (None on a CPU)
+        self.hostname = socket.gethostname()
+
+    def __enter__(self):
+        import subprocess
+
+        from tests.servers import child_env
+
+        # Card i of those this process sees: with CUDA_VISIBLE_DEVICES=2,3 set, worker 0 gets card 2.
+        cards = [c.strip() for c in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if c.strip()] or [str(i) for i in range(self.gpus)]
+        try:
+            for i in range(self.count):
+                env = dict(self.env)
+                if self.gpus:  # the engine takes the first device it sees: its own card
+                    env.update(CUDA_VISIBLE_DEVICES=cards[i % self.gpus], SCRIBE_ASR_DEVICE="cuda")
+                self.cards.append(cards[i % self.gpus] if self.gpus else None)
+                log = self.scratch / f"caption-worker-{i}.log"
+                with open(log, "w") as out:
+                    self.procs.append(subprocess.Popen([sys.executable, "manage.py", "run_caption_worker"], cwd=REPO,
+                                                       env=child_env(**env), stdout=out, stderr=subprocess.STDOUT))
+                self.logs.append(log)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        from tests.servers import stop_process
+
+        for proc in self.procs:
+            proc.terminate()  # all at once: each takes its engine down in parallel
+        for proc in self.procs:
+            if proc.poll() is None:
+                stop_process(proc)
+
+    def check_alive(self) -> None:
+        for i, proc in enumerate(self.procs):
+            if proc.poll() is not None:
+                raise RuntimeError(f"caption worker {i} exited with {proc.returncode}:\n{self.logs[i].read_text()[-4000:]}")
+
+    def reports(self) -> list[dict | None]:
+        """Each worker's latest health, in worker order (None: nothing published yet, or it stopped)."""
+        from config.status_store import engine_hosts
+
+        by_host = {h.get("host"): h for h in engine_hosts()}
+        return [by_host.get(f"{self.hostname}:{proc.pid}") for proc in self.procs]
+
+    def report(self) -> dict | None:
+        """The workers' health summed up as one engine's: capacity and active streams added, step times the
+        slowest worker's; `worker_streams` the active streams of each (None for a worker not reporting)."""
+        reports = self.reports()
+        ready = [r for r in reports if r and "capacity" in r]
+        if not ready:
+            return None
+        total = lambda key: sum(r.get(key) or 0 for r in ready)  # noqa: E731
+        slowest = lambda key: max((r[key] for r in ready if r.get(key) is not None), default=None)  # noqa: E731
+        return {"capacity": total("capacity"), "capacity_memory": total("capacity_memory"), "capacity_time": total("capacity_time"),
+                "active_streams": total("active_streams"), "step_ms_p95": slowest("step_ms_p95"), "step_ms_p50": slowest("step_ms_p50"),
+                "worker_streams": [r.get("active_streams") if r and "capacity" in r else None for r in reports],
+                "worker_capacity": [r.get("capacity") if r and "capacity" in r else None for r in reports],
+                "worker_devices": [r.get("device") if r and "capacity" in r else None for r in reports],
+                "workers_reporting": len(ready)}
+
+    def wait_ready(self, timeout_s: float) -> dict:
+        """Until every worker has loaded its engine and published its health."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.check_alive()
+            reports = self.reports()
+            for i, r in enumerate(reports):
+                if r and r.get("failure"):
+                    raise RuntimeError(f"caption worker {i}'s engine did not load: {r['failure']}")
+            if all(r and "capacity" in r for r in reports):
+                return self.report()
+            time.sleep(1.0)
+        waiting = [i for i, r in enumerate(self.reports()) if not (r and "capacity" in r)]
+        raise RuntimeError(f"caption workers {waiting} did not report ready within {timeout_s:.0f} s (logs in {self.scratch})")
+
+
 def wait_for_engine(timeout_s: float) -> dict:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -446,20 +561,27 @@ def wait_for_engine(timeout_s: float) -> dict:
     raise RuntimeError(f"the server's engine did not report ready within {timeout_s:.0f} s")
 
 
-def wait_for_idle_engine(timeout_s: float = 120) -> None:
-    """Between runs: the last run's streams flushed and closed, so each run starts from an idle engine."""
+def wait_for_idle_engine(read=engine_report, timeout_s: float = 120) -> int | None:
+    """After a run: until the engines report no active stream, so that a run's backlog (hosts whose stop
+    timed out, streams still flushing) never spills into the next. Returns the streams still active at the
+    timeout: 0 when idle, None when no engine reported at all."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        report = engine_report()
-        if report and report.get("active_streams", 0) == 0:
-            return
+    active = None
+    while True:
+        report = read()
+        if report is not None:
+            active = report.get("active_streams", 0)
+        if active == 0 or time.monotonic() >= deadline:
+            return active
         time.sleep(1.0)
 
 
 class EngineSampler:
-    """Reads the published engine health every second while a run streams; keeps the last sample in it."""
+    """Reads the published engine health every second while a run streams; keeps the last sample in it.
+    `read`: the server's engine (in-process) or the caption workers' summed up."""
 
-    def __init__(self):
+    def __init__(self, read=engine_report):
+        self.read = read
         self.last: dict | None = None
         self.peak_active = 0
         self.t_end = math.inf
@@ -473,7 +595,7 @@ class EngineSampler:
     def _run(self) -> None:
         while not self.stopped.wait(1.0):
             try:
-                report = engine_report()
+                report = self.read()
             except Exception:
                 continue
             if report and time.time() <= self.t_end:
@@ -501,9 +623,11 @@ def device_name(gpus: list[str]) -> str:
     return f"CPU only ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
 
 
-def measure(base: str, pairs: list[dict], cfg: dict, procs: int) -> dict:
-    """One run: N meetings streaming for cfg['seconds'] through the server at `base`."""
-    sampler = EngineSampler()
+def measure(base: str, pairs: list[dict], cfg: dict, procs: int, read=engine_report, idle_timeout_s: float = 0) -> dict:
+    """One run: N meetings streaming for cfg['seconds'] through the server at `base`; `read`: the engines'
+    health. With `idle_timeout_s`, the run ends only once the engines report no active stream (or that
+    timeout, then said in `errors`)."""
+    sampler = EngineSampler(read)
     results = run_clients(base, pairs, cfg, procs, on_go=lambda t0: sampler.start(t0 + cfg["seconds"]))
     sampler.stop()
     row = summarise(results)
@@ -512,6 +636,17 @@ def measure(base: str, pairs: list[dict], cfg: dict, procs: int) -> dict:
     row.update(step_ms_p95=rounded(engine.get("step_ms_p95")), step_ms_p50=rounded(engine.get("step_ms_p50")), admitted_max=engine.get("capacity"),
                capacity_memory=engine.get("capacity_memory"), capacity_time=engine.get("capacity_time"),
                engine_active_streams_max=sampler.peak_active, client_procs=min(procs, len(pairs)))
+    if "worker_streams" in engine:  # how the streams spread over the caption workers, at the end of the streaming
+        row.update(worker_streams=engine["worker_streams"], worker_capacity=engine["worker_capacity"],
+                   workers_reporting=engine["workers_reporting"])
+    if idle_timeout_s:
+        started = time.monotonic()
+        left = wait_for_idle_engine(read, idle_timeout_s)
+        row["idle_after_s"] = round(time.monotonic() - started, 1)
+        if left is None:
+            row["errors"][f"no engine reported its health in the {idle_timeout_s:.0f} s after the run"] = 1
+        elif left:
+            row["errors"][f"streams still active {idle_timeout_s:.0f} s after the run"] = left
     return row
 
 
@@ -541,10 +676,10 @@ def client_config(n: int, *, seconds: float, delay_ms: int = 480, warmup_s: floa
 
 def merged(old: dict | None, result: dict) -> dict:
     """`result` into an earlier results file (the capacity benchmark's, say): its other runs and keys stay,
-    a run of the same path, streams, cache type and delay is replaced."""
+    a run of the same path, streams, cache type, delay and number of caption workers is replaced."""
     if not old:
         return result
-    same = lambda r: (r.get("path"), r.get("streams"), r.get("kv_dtype"), r.get("delay_ms"))  # noqa: E731
+    same = lambda r: (r.get("path"), r.get("streams"), r.get("kv_dtype"), r.get("delay_ms"), r.get("workers") or 0)  # noqa: E731
     new = {same(r) for r in result["runs"]}
     runs = [r for r in old.get("runs", []) if same(r) not in new] + result["runs"]
     return {**old, "system_bench": {k: v for k, v in result.items() if k != "runs"}, "runs": runs}
@@ -571,6 +706,8 @@ def main() -> int:
     ap.add_argument("--tiny", action="store_true", help="build and use the tiny random-weight test model (CPU)")
     ap.add_argument("--build-full-model", type=Path, metavar="DIR", help="save the full-size random bf16 model into DIR and exit")
     ap.add_argument("--device", default="", help="SCRIBE_ASR_DEVICE: cuda, cuda:1 or cpu; default the first GPU if any")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="caption worker processes (SCRIBE_ASR_LIVE_ENGINE=worker), worker i on GPU i; 0: the engine in the server process")
     ap.add_argument("--max-streams", type=int, default=512, help="SCRIBE_ASR_MAX_STREAMS (the engine also limits by memory and time)")
     ap.add_argument("--step-budget-ms", type=int, default=0, help="SCRIBE_ASR_STEP_BUDGET_MS; 0: the engine's default")
     ap.add_argument("--audio", choices=("chirp", "speech"), default="chirp", help="speech needs espeak-ng and sox")
@@ -581,6 +718,8 @@ def main() -> int:
     ap.add_argument("--server-threads", type=int, default=0, help="the server's OMP_NUM_THREADS; 0: one on a CPU, torch's default with a GPU")
     ap.add_argument("--layer", default="live", help="SCRIBE_LIVE_CHANNEL_LAYER for the sockets: live (pub/sub) or default")
     ap.add_argument("--load-timeout", type=float, default=1200, help="seconds for the server to load and warm up the engine")
+    ap.add_argument("--idle-timeout", type=float, default=300,
+                    help="after each run, seconds to wait for the engines to report no active stream before the next run")
     ap.add_argument("--db-host")
     ap.add_argument("--db-port", type=int)
     ap.add_argument("--db-user")
@@ -603,9 +742,12 @@ def main() -> int:
         build_full_model(args.build_full_model)
         print(json.dumps({"built": str(args.build_full_model)}))
         return 0
+    if args.workers < 0 or (args.workers and args.device not in ("", "cuda", "cpu")):
+        ap.error("--workers K: K >= 0; the workers take GPUs 0..K-1 (CUDA_VISIBLE_DEVICES), so --device may only be cuda or cpu")
     gpus = [] if args.device == "cpu" else gpu_names()
     cuda = bool(gpus)
     configure(args)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill ends the server, workers and clients too, and drops the database
     from django.db import connection
 
     from tests.servers import daphne_server
@@ -622,34 +764,53 @@ def main() -> int:
     kv = args.kv_cache or ("bfloat16" if cuda else "float32")
     env = server_env(model_dir, device=args.device or ("cuda" if cuda else "cpu"), max_streams=args.max_streams, kv_cache=args.kv_cache,
                      step_budget_ms=args.step_budget_ms, delay_ms=args.delay_ms, layer=args.layer, threads=args.server_threads)
+    k = args.workers
+    layout = "caption workers" if k else "in-process"
+    # In-process, the engine in the server uses one device; caption workers one GPU each (more workers than
+    # GPUs share them round the cards).
+    used_gpus = (min(k, len(gpus)) if k else 1) if cuda else 0
     device = device_name(gpus)
     out = args.out or REPO / "benchmarks" / "results" / f"system-{today}-{'gpu' if cuda else 'cpu'}.json"
     result = {"device": device, "date": today, "path": "system", "model_dir": str(model_dir), "tiny": args.tiny,
-              "audio": args.audio, "cores": os.cpu_count(), "channel_layer": args.layer, "target_ms": args.target_ms, "runs": []}
+              "audio": args.audio, "cores": os.cpu_count(), "channel_layer": args.layer, "target_ms": args.target_ms,
+              "workers": k, "layout": layout, "gpus": used_gpus, "runs": []}
     old = json.loads(out.read_text()) if out.exists() else None
     connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
         users = make_users(max(counts))
-        with daphne_server(scratch, **env) as base:
+        with contextlib.ExitStack() as stack:
             started = time.monotonic()
-            report = wait_for_engine(args.load_timeout)
+            if k:
+                workers = stack.enter_context(CaptionWorkers(scratch, k, env, len(gpus)))
+                # The server loads no engine; no card either, so that nothing in it can take memory on the workers' GPUs.
+                base = stack.enter_context(daphne_server(scratch, **{**env, "SCRIBE_ASR_LIVE_ENGINE": "worker", "CUDA_VISIBLE_DEVICES": ""}))
+                read = workers.report
+                report = workers.wait_ready(args.load_timeout)
+            else:
+                base = stack.enter_context(daphne_server(scratch, **env))
+                read = engine_report
+                report = wait_for_engine(args.load_timeout)
             print(json.dumps({"engine_ready_s": round(time.monotonic() - started, 1), "admitted_max": report.get("capacity"),
                               "capacity_memory": report.get("capacity_memory"), "capacity_time": report.get("capacity_time"),
+                              "layout": layout, "workers": k, **({"worker_capacity": report["worker_capacity"], "worker_cards": workers.cards,
+                                                                  "worker_devices": report["worker_devices"]} if k else {}),
                               "server_log": str(scratch)}), flush=True)
+
+            def run_once(n: int, run, seconds: float, warmup_s: float) -> dict:
+                if k:
+                    workers.check_alive()
+                cfg = client_config(n, seconds=seconds, delay_ms=args.delay_ms, warmup_s=warmup_s, audio=args.audio)
+                return measure(base, make_pairs(users, n, run), cfg, client_procs(args, n), read=read, idle_timeout_s=args.idle_timeout)
+
             if args.warmup_run_s > 0:
                 n = counts[0]
-                cfg = client_config(n, seconds=args.warmup_run_s, delay_ms=args.delay_ms, warmup_s=min(args.warmup_s, args.warmup_run_s / 2), audio=args.audio)
-                row = measure(base, make_pairs(users, n, "warm-up"), cfg, client_procs(args, n))
-                print(json.dumps({"warmup_run": {k: row[k] for k in ("lag_ms_p50", "lag_ms_p95", "tokens", "refused", "errors")}, "streams": n}), flush=True)
+                row = run_once(n, "warm-up", args.warmup_run_s, min(args.warmup_s, args.warmup_run_s / 2))
+                print(json.dumps({"warmup_run": {key: row[key] for key in ("lag_ms_p50", "lag_ms_p95", "tokens", "refused", "errors", "idle_after_s")},
+                                  "streams": n}), flush=True)
             for run, n in enumerate(counts):
-                wait_for_idle_engine()
-                pairs = make_pairs(users, n, run)
-                procs = client_procs(args, n)
-                cfg = client_config(n, seconds=args.seconds, delay_ms=args.delay_ms, warmup_s=args.warmup_s, audio=args.audio)
-                row = {"streams": n, "kv_dtype": kv, "delay_ms": args.delay_ms, **measure(base, pairs, cfg, procs),
-                       "bandwidth_tb_s": None, "path": "system", "gpus": 1 if cuda else 0,  # the engine in the server uses one device
-                       "gpus_visible": len(gpus),
-                       "seconds": args.seconds, "device": device, "date": today}
+                row = {"streams": n, "kv_dtype": kv, "delay_ms": args.delay_ms, **run_once(n, run, args.seconds, args.warmup_s),
+                       "bandwidth_tb_s": None, "path": "system", "gpus": used_gpus, "gpus_visible": len(gpus),
+                       "workers": k, "layout": layout, "seconds": args.seconds, "device": device, "date": today}
                 result["runs"].append(row)
                 result["largest_within_target"] = largest_within(result["runs"], args.target_ms)
                 print(json.dumps(row), flush=True)
