@@ -320,7 +320,9 @@ def client_process(index: int, base: str, pairs: list[dict], cfg: dict, ready_q,
 
 def run_clients(base: str, pairs: list[dict], cfg: dict, procs: int, on_go=None, timeout_s: float = 600) -> list[dict]:
     """Split the meetings over `procs` processes, start them together, return each process's figures."""
-    ctx = mp.get_context("fork")  # the children need nothing of Django; fork spares them its import
+    # spawn, not fork: a fork of a process whose threads hold locks (torch's, a test runner's) can hang
+    # in the child before it runs a line; this module imports nothing heavy at its top.
+    ctx = mp.get_context("spawn")
     ready_q, results_q, go, t0 = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Value("d", 0.0)
     shares = [pairs[i::procs] for i in range(procs)]
     children = [ctx.Process(target=client_process, args=(i, base, share, cfg, ready_q, go, t0, results_q), daemon=True)
@@ -609,7 +611,7 @@ class EngineSampler:
 
 def gpu_names() -> list[str]:
     """The GPUs' names, asked in a child process: CUDA set up here would hold memory the server's engine
-    sizes its caches from, and would be inherited by the forked clients."""
+    sizes its caches from."""
     import subprocess
 
     code = "import torch; print('\\n'.join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())))"
