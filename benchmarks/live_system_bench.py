@@ -90,6 +90,9 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bench_audio import chirp  # noqa: E402
 
 FRAME_MS = 80
 FRAME_SAMPLES = 1280
@@ -100,15 +103,6 @@ PROBE_S = 0.02
 
 
 # --- Audio ------------------------------------------------------------------------------------------------
-
-def chirp(seconds: float, seed: int) -> np.ndarray:
-    """Engine_bench's speech-like test signal: a gliding tone with noise, switched on and off like phrases."""
-    t = np.arange(int(seconds * SR)) / SR
-    rng = np.random.default_rng(seed)
-    x = 0.3 * np.sin(2 * np.pi * (150 + 50 * seed) * t * (1 + t / seconds)) + 0.02 * rng.standard_normal(len(t))
-    x *= np.clip(np.sin(2 * np.pi * 0.7 * t + seed) * 3, 0, 1)
-    return np.round(x * 32767).astype(np.int16)
-
 
 def speech(seconds: float) -> np.ndarray:
     """espeak-ng speech, repeated to length (needs espeak-ng and sox)."""

@@ -5,9 +5,9 @@
 Memory limit: what the engine's own sizing gives with its defaults (92 % of the memory left after the
 weights, less 3 GiB for activations and graphs). Time limit: streams whose step stays within the 60 ms
 budget, with the step modelled as a fixed part plus a part per stream, both fitted to the H200's
-measured step times with every row active (the worst case admission takes), live host overhead included. On another card the per-stream part (reading the
-stream's rings) and the weights' read scale with memory bandwidth, the rest (kernel launches, small
-matrix work) is taken as the H200's. Only the H200 row is measured; the others are estimates from
+measured step times with every row active (the worst case admission takes), live host overhead
+included. On another card the per-stream part (reading the stream's rings) and the weights' read scale
+with memory bandwidth, the rest (kernel launches, small matrix work) is taken as the H200's. Only the H200 row is measured; the others are estimates from
 datasheet bandwidths (at the 80 % of it that the H200 reached), which a site confirms with capacity_bench.py.
 """
 import json

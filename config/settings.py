@@ -243,8 +243,10 @@ ASR_MAX_STREAMS = envint("SCRIBE_ASR_MAX_STREAMS", 256, minimum=1)
 # A live stream is refused when the engine's step would be predicted over this many ms (lag p95 is about
 # twice the step); 0: the engine's default, 60 ms (75 % of a step's 80 ms) on a GPU, no limit on a CPU.
 ASR_STEP_BUDGET_MS = envint("SCRIBE_ASR_STEP_BUDGET_MS", 0, minimum=0, maximum=80)
-# Ring caches: empty for the model's dtype (bf16 on a GPU), or "float8": twice the streams in memory,
-# a few points less agreement with the reference decoder (benchmarks/results/capacity-2026-11-30-h200.json).
+# Ring caches (EngineOptions.kv_cache): empty for the engine's choice (the decoder's rings in 8 bits on GPUs
+# with fp8 for live engines, the model's dtype otherwise), "bfloat16", "float8" (decoder's rings in 8 bits,
+# the same agreement with the reference decoder) or "float8-all" (the encoder's too: more streams, a few
+# points less agreement; benchmarks/results/capacity-2026-11-30-h200.json).
 ASR_KV_CACHE = envstr("SCRIBE_ASR_KV_CACHE", "")
 if ASR_KV_CACHE not in ("", "bfloat16", "float8", "float8-all"):
     raise ImproperlyConfigured(f"SCRIBE_ASR_KV_CACHE must be empty, bfloat16, float8 or float8-all, not {ASR_KV_CACHE!r}")
