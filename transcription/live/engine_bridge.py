@@ -7,6 +7,7 @@ through `call_soon_threadsafe` and never run consumer code on the engine's threa
 """
 import asyncio
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -19,12 +20,12 @@ from meetings.segments import SegmentRules, rules_from_settings, words_pack
 from transcription import engine_host
 
 from . import conf
-from .events import EngineHealth, WorkerAudio, WorkerClose, WorkerOpen
+from .events import EngineHealth, WorkerAudio, WorkerBatch, WorkerClose, WorkerOpen
 from .lines import Caption, LineBreaker
 
 log = logging.getLogger(__name__)
 OnEvent = Callable[[str, dict], None]
-FULL_RETRIES = 200  # 10 s of waiting for room in a caption worker's channel before a frame is dropped
+FULL_RETRIES = 200  # 10 s of waiting for room in a caption worker's channel before its messages are dropped
 # A caption worker reports health twice a second: four reports missed in a row, it is gone. (The host
 # judges only after an on-time tick of its own loop, so a busy server does not take a late read for silence.)
 SILENT_WORKER_S = 2.0
@@ -89,8 +90,10 @@ class EngineStream:
         except engine_host.EngineUnavailable as exc:
             raise EngineUnavailable(f"Live captions are off. {exc} Your audio is still recorded.") from exc
 
+        inbox = ENGINE_INBOXES.inbox(loop)
+
         def from_engine_thread(event) -> None:
-            loop.call_soon_threadsafe(self._engine_event, event)
+            inbox.put(self._engine_event, event)
 
         try:
             self._stream = engine.open_stream(self.delay_ms, on_event=from_engine_thread)
@@ -167,13 +170,58 @@ class EngineStream:
         return health
 
 
+class EngineInbox:
+    """Engine events on their way to one event loop: one wake-up of the loop for all the events of a step.
+
+    A step makes a token for every stream; one `call_soon_threadsafe` each (a write to the loop's wake-up
+    pipe, with the GIL taken) was 150 system calls a step on the engine thread, for 150 streams.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.lock = threading.Lock()
+        self.waiting: list[tuple[Callable, object]] = []
+
+    def put(self, handler: Callable, event) -> None:
+        with self.lock:
+            self.waiting.append((handler, event))
+            wake = len(self.waiting) == 1  # otherwise a wake-up is already on its way
+        if wake:
+            self.loop.call_soon_threadsafe(self.deliver)
+
+    def deliver(self) -> None:
+        with self.lock:
+            events, self.waiting = self.waiting, []
+        for handler, event in events:
+            try:
+                handler(event)
+            except Exception:  # one stream's bad event must not cost the others theirs
+                log.exception("engine event not handled")
+
+
+class EngineInboxes:
+    """This process's `EngineInbox`, one per event loop."""
+
+    def __init__(self):
+        self._inboxes: dict[asyncio.AbstractEventLoop, EngineInbox] = {}
+        self._lock = threading.Lock()
+
+    def inbox(self, loop: asyncio.AbstractEventLoop) -> EngineInbox:
+        with self._lock:
+            for old in [known for known in self._inboxes if known.is_closed()]:
+                del self._inboxes[old]
+            return self._inboxes.setdefault(loop, EngineInbox(loop))
+
+
+ENGINE_INBOXES = EngineInboxes()
+
+
 class RemoteStream:
     """A stream on a caption worker process, reached through the channel layer.
 
     The open request goes to the shared worker channel, where any idle worker takes it; the worker
     answers with its own channel, and audio goes there so that one stream stays on one worker.
-    Replies come to a channel of this stream's own, read by its own task: the host consumer may be
-    busy awaiting open() or close() and must not have to dispatch the very answer it waits for.
+    Everything to and from the worker passes through this process's `WorkerLink`, which batches it.
     """
 
     def __init__(self, *, delay_ms: int, on_event: OnEvent, layer):
@@ -181,10 +229,10 @@ class RemoteStream:
         self.on_event = on_event
         self.layer = layer
         self.stream_id = uuid.uuid4().hex
+        self._link: WorkerLink | None = None
         self._worker: str | None = None
         self._opened: asyncio.Future | None = None
         self._closed: asyncio.Future | None = None
-        self._reader: asyncio.Task | None = None
         self._health: EngineHealth = {"ready": False, "last_step_age_ms": None, "lag_ms": 0, "stalled": False}
         self._health_at = time.monotonic()
         self._dropped = 0
@@ -192,11 +240,9 @@ class RemoteStream:
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
         self._opened, self._closed = loop.create_future(), loop.create_future()
-        # The default prefix matters: channels_redis reads all of a process's own channels through one
-        # queue, and a channel with another prefix would wait behind the consumer's idle read forever.
-        reply_channel = await self.layer.new_channel()
-        self._reader = asyncio.create_task(self._read(reply_channel))
-        request: WorkerOpen = {"type": "caption.open", "stream_id": self.stream_id, "reply_channel": reply_channel, "delay_ms": self.delay_ms}
+        self._link = await WORKER_LINKS.link(self.layer)
+        self._link.streams[self.stream_id] = self
+        request: WorkerOpen = {"type": "caption.open", "stream_id": self.stream_id, "reply_channel": self._link.channel, "delay_ms": self.delay_ms}
         try:
             await self.layer.send(conf.worker_channel(), request)
             self._worker = await asyncio.wait_for(self._opened, conf.worker_open_seconds())
@@ -208,17 +254,9 @@ class RemoteStream:
             raise
         self._health_at = time.monotonic()
 
-    async def _read(self, channel: str) -> None:
-        while True:
-            message = await self.layer.receive(channel)
-            try:
-                self.handle(message)
-            except Exception:  # one odd reply must not end the stream's captions
-                log.exception("caption worker reply not understood: %s", message.get("kind"))
-
     def _stop_reading(self) -> None:
-        if self._reader:
-            self._reader.cancel()
+        if self._link is not None:
+            self._link.streams.pop(self.stream_id, None)
 
     def handle(self, message: dict) -> None:
         if message.get("stream_id") != self.stream_id:
@@ -239,23 +277,14 @@ class RemoteStream:
 
     async def feed(self, pcm: bytes) -> None:
         audio: WorkerAudio = {"type": "caption.audio", "stream_id": self.stream_id, "pcm": pcm}
-        # A page resending minutes of audio after a drop fills the worker's channel at once: wait for room
-        # (this holds up the socket's reads, so the page's own send buffer takes the rest) rather than drop.
-        for _ in range(FULL_RETRIES):
-            try:
-                return await self.layer.send(self._worker, audio)
-            except ChannelFull:
-                await asyncio.sleep(0.05)
-            except Exception:
-                break
-        self._dropped += 1
+        await self._link.send(self._worker, audio)
 
     async def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
         """Ask the worker to finish the stream and wait for its last lines (the worker says `closed`)."""
         try:
             if self._worker:
                 message: WorkerClose = {"type": "caption.close", "stream_id": self.stream_id}
-                await self.layer.send(self._worker, message)
+                await self._link.send(self._worker, message)  # behind the stream's last audio, never before it
                 await asyncio.wait_for(self._closed, timeout)
         except TimeoutError:
             log.warning("caption worker did not finish stream %s within %ss", self.stream_id, timeout)
@@ -283,7 +312,8 @@ class RemoteStream:
 
     async def _tell_worker(self, kind: str) -> None:
         if self._worker:
-            await tell_worker(self.layer, self._worker, self.stream_id, kind)
+            message: WorkerClose = {"type": kind, "stream_id": self.stream_id}
+            await self._link.send(self._worker, message)
 
     def health(self) -> EngineHealth:
         health = dict(self._health)
@@ -293,6 +323,107 @@ class RemoteStream:
         if self._dropped:
             health["message"] = "The caption worker is falling behind; some audio was not captioned."
         return health
+
+
+class WorkerLink:
+    """One process's traffic with the caption workers, for all of its streams together.
+
+    One channel-layer message per frame and per caption meant about 4,000 Redis round trips a second
+    each way for 150 meetings, and a caption worker spent most of its time on them. Here the messages
+    for a worker wait in a queue while a send to it is under way, then go as one batch: no wait when
+    traffic is light, few messages when it is heavy. A stream's messages keep their order (one queue
+    and one sender per worker). Replies come to one channel of this process, read by a task of its
+    own (a host consumer may be busy awaiting open() or close() and must not have to dispatch the
+    very answer it waits for), and are handed to their streams by id.
+    """
+
+    MAX_BATCH = 64  # frames of ~2.5 kB: a message stays small for Redis
+    MAX_WAITING = 1024  # messages queued for one worker before feeders wait (holding up their sockets' reads)
+
+    def __init__(self, layer, channel: str):
+        self.layer, self.channel = layer, channel
+        self.streams: dict[str, RemoteStream] = {}
+        self.queues: dict[str, list[dict]] = {}
+        self.senders: dict[str, asyncio.Task] = {}
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        while True:
+            message = await self.layer.receive(self.channel)
+            for event in message.get("events", ()) if message.get("type") == "engine.batch" else (message,):
+                stream = self.streams.get(event.get("stream_id"))
+                if stream is None:
+                    continue
+                try:
+                    stream.handle(event)
+                except Exception:  # one odd reply must not end the stream's captions
+                    log.exception("caption worker reply not understood: %s", event.get("kind"))
+
+    async def send(self, worker: str, message: dict) -> None:
+        queue = self.queues.setdefault(worker, [])
+        # A page resending minutes of audio after a drop fills the queue at once: wait for room (this
+        # holds up the socket's reads, so the page's own send buffer takes the rest) rather than drop.
+        while len(queue) >= self.MAX_WAITING:
+            await asyncio.sleep(0.02)
+        queue.append(message)
+        if worker not in self.senders:
+            self.senders[worker] = asyncio.create_task(self._drain(worker))
+
+    async def _drain(self, worker: str) -> None:
+        queue = self.queues[worker]
+        try:
+            while queue:
+                batch = queue[:self.MAX_BATCH]
+                del queue[:self.MAX_BATCH]
+                if not await self._send_batch(worker, batch):
+                    # The worker takes nothing (gone, or stuck): what waits for it would only wait longer.
+                    self._dropped(batch + queue)
+                    queue.clear()
+        finally:
+            del self.senders[worker]
+
+    async def _send_batch(self, worker: str, batch: list[dict]) -> bool:
+        for _ in range(FULL_RETRIES):
+            try:
+                message: WorkerBatch = {"type": "caption.batch", "items": batch}
+                await self.layer.send(worker, message)
+                return True
+            except ChannelFull:
+                await asyncio.sleep(0.05)
+            except Exception as exc:
+                log.warning("caption worker %s not reached: %r", worker, exc)
+                return False
+        return False
+
+    def _dropped(self, messages: list[dict]) -> None:
+        for message in messages:
+            stream = self.streams.get(message["stream_id"])
+            if stream is not None and message["type"] == "caption.audio":
+                stream._dropped += 1
+
+
+class WorkerLinks:
+    """This process's `WorkerLink`s: one per channel layer and event loop (tests run many loops)."""
+
+    def __init__(self):
+        self._links: dict[asyncio.AbstractEventLoop, dict[int, WorkerLink]] = {}
+
+    async def link(self, layer) -> WorkerLink:
+        for old in [loop for loop in self._links if loop.is_closed()]:
+            del self._links[old]
+        by_layer = self._links.setdefault(asyncio.get_running_loop(), {})
+        link = by_layer.get(id(layer))
+        if link is None or link.layer is not layer or link.reader.done():
+            # The default prefix matters: channels_redis reads all of a process's own channels through one
+            # queue, and a channel with another prefix would wait behind the other reads forever.
+            channel = await layer.new_channel()
+            link = by_layer.get(id(layer))  # another stream may have made it while this one waited
+            if link is None or link.layer is not layer or link.reader.done():
+                link = by_layer[id(layer)] = WorkerLink(layer, channel)
+        return link
+
+
+WORKER_LINKS = WorkerLinks()
 
 
 async def tell_worker(layer, worker: str, stream_id: str, kind: str) -> None:

@@ -93,5 +93,19 @@ class WorkerEvent(TypedDict):
     message: NotRequired[str]
 
 
+class WorkerBatch(TypedDict):
+    """A server process's messages to one caption worker, in order (audio, close, keepalive, release)."""
+
+    type: Literal["caption.batch"]
+    items: list[WorkerAudio | WorkerClose]
+
+
+class WorkerEvents(TypedDict):
+    """A caption worker's replies to the streams of one server process, in order."""
+
+    type: Literal["engine.batch"]
+    events: list[WorkerEvent]
+
+
 def error(code: str, message: str) -> ErrorEvent:
     return {"type": "error", "code": code, "message": message}

@@ -11,7 +11,7 @@ import time
 
 from . import conf
 from .engine_bridge import EngineStream, EngineUnavailable
-from .events import WorkerEvent
+from .events import WorkerEvent, WorkerEvents
 
 log = logging.getLogger(__name__)
 MAX_HOPS = 3  # a full worker passes an open request on at most this many times
@@ -50,10 +50,12 @@ class CaptionWorker:
     async def listen(self, channel: str) -> None:
         while True:
             message = await self.layer.receive(channel)
-            try:
-                await self.handle(message)
-            except Exception:  # one bad message must not stop the worker
-                log.exception("caption worker could not handle %s", message.get("type"))
+            # A server's messages come in batches (engine_bridge.WorkerLink); a single one is also understood.
+            for item in message.get("items", ()) if message.get("type") == "caption.batch" else (message,):
+                try:
+                    await self.handle(item)
+                except Exception:  # one bad message must not stop the worker
+                    log.exception("caption worker could not handle %s", item.get("type"))
 
     async def handle(self, message: dict) -> None:
         kind, stream_id = message.get("type"), message.get("stream_id", "")
@@ -105,12 +107,20 @@ class CaptionWorker:
         self.outbox.put_nowait((channel, event))
 
     async def send_replies(self) -> None:
+        """Whatever waits in the outbox goes as one batch per server process (each reads its streams'
+        replies from one channel), in the order it was made."""
         while True:
             channel, event = await self.outbox.get()
-            try:
-                await self.layer.send(channel, event)
-            except Exception as exc:  # the host's channel is full or gone: its health check will notice
-                log.warning("caption worker reply to %s not sent: %s", channel, exc)
+            batches = {channel: [event]}
+            while not self.outbox.empty():
+                channel, event = self.outbox.get_nowait()
+                batches.setdefault(channel, []).append(event)
+            for channel, events in batches.items():
+                batch: WorkerEvents = {"type": "engine.batch", "events": events}
+                try:
+                    await self.layer.send(channel, batch)
+                except Exception as exc:  # the host's channel is full or gone: its health check will notice
+                    log.warning("caption worker reply to %s not sent: %s", channel, exc)
 
     async def report(self) -> None:
         """Health of every stream to its host twice a second; drop streams whose host went away."""

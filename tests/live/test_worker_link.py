@@ -1,0 +1,89 @@
+"""A server process's link to its caption workers: batched, in order, and a worker that takes nothing
+costs the streams its audio (said in their health), not the server's sockets."""
+import asyncio
+
+import pytest
+from channels.layers import InMemoryChannelLayer
+
+from transcription.live import engine_bridge
+from transcription.live.engine_bridge import WORKER_LINKS, RemoteStream
+
+
+async def linked_stream(layer, worker: str, events: list) -> RemoteStream:
+    """A stream as open() leaves it, on `worker`, without a worker process to answer the open."""
+    stream = RemoteStream(delay_ms=480, on_event=lambda kind, data: events.append((kind, data)), layer=layer)
+    stream._link = await WORKER_LINKS.link(layer)
+    stream._link.streams[stream.stream_id] = stream
+    stream._worker = worker
+    loop = asyncio.get_running_loop()
+    stream._opened, stream._closed = loop.create_future(), loop.create_future()
+    return stream
+
+
+async def test_a_streams_audio_and_close_reach_its_worker_in_order_in_few_messages():
+    layer = InMemoryChannelLayer()
+    first, second = await linked_stream(layer, "worker-a", []), await linked_stream(layer, "worker-a", [])
+    for k in range(100):
+        await first.feed(bytes([k]) * 2560)
+        await second.feed(bytes([k]) * 2560)
+    await first.close(timeout=0.01)  # no worker answers `closed` here; the request must still come last
+    messages = []
+    while len(items := [i for m in messages for i in m["items"]]) < 201:
+        messages.append(await asyncio.wait_for(layer.receive("worker-a"), 5))
+    assert all(m["type"] == "caption.batch" for m in messages)
+    assert len(messages) <= 201 // engine_bridge.WorkerLink.MAX_BATCH + 1  # 201 messages, a handful of sends
+    mine = [i for i in items if i["stream_id"] == first.stream_id]
+    assert [i["pcm"][0] for i in mine[:-1]] == list(range(100))
+    assert mine[-1]["type"] == "caption.close"
+    assert [i["pcm"][0] for i in items if i["stream_id"] == second.stream_id] == list(range(100))
+
+
+async def test_replies_in_one_batch_go_to_each_of_their_streams():
+    layer = InMemoryChannelLayer()
+    got_a, got_b = [], []
+    a, b = await linked_stream(layer, "worker-a", got_a), await linked_stream(layer, "worker-a", got_b)
+    events = [{"type": "engine.event", "stream_id": a.stream_id, "kind": "delta", "text": "one", "start_ms": 0, "end_ms": 80},
+              {"type": "engine.event", "stream_id": "someone-else", "kind": "delta", "text": "?", "start_ms": 0, "end_ms": 80},
+              {"type": "engine.event", "stream_id": b.stream_id, "kind": "final", "text": "two", "start_ms": 0, "end_ms": 80},
+              {"type": "engine.event", "stream_id": a.stream_id, "kind": "delta", "text": "three", "start_ms": 80, "end_ms": 160}]
+    await layer.send(a._link.channel, {"type": "engine.batch", "events": events})
+    for _ in range(50):
+        if len(got_a) == 2 and got_b:
+            break
+        await asyncio.sleep(0.02)
+    assert [data["text"] for _, data in got_a] == ["one", "three"]
+    assert got_b == [("final", {"text": "two", "start_ms": 0, "end_ms": 80})]
+
+
+async def test_a_worker_that_takes_nothing_costs_its_streams_their_audio_and_says_so(monkeypatch):
+    monkeypatch.setattr(engine_bridge, "FULL_RETRIES", 3)  # 150 ms of waiting for room, not 10 s
+    layer = InMemoryChannelLayer(capacity=1)
+    stream = await linked_stream(layer, "stuck-worker", [])
+    stream._health_at = asyncio.get_running_loop().time()
+    for k in range(10):
+        await stream.feed(bytes([k]) * 2560)
+        await asyncio.sleep(0.05)  # one batch per send: the first fills the channel, the rest wait and are dropped
+    for _ in range(50):
+        if stream._dropped and not stream._link.senders:
+            break
+        await asyncio.sleep(0.05)
+    assert stream._dropped > 0
+    assert "falling behind" in stream.health()["message"]
+    assert not stream._link.queues["stuck-worker"]  # nothing left waiting behind a worker that takes nothing
+
+
+@pytest.mark.parametrize("servers", [1, 3])
+def test_the_system_benchmark_puts_each_follower_on_the_server_after_its_hosts(servers):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import live_system_bench as bench
+
+    bases = [f"http://127.0.0.1:{8000 + i}" for i in range(servers)]
+    pairs = bench.spread([{"index": i, "meeting_id": i} for i in range(6)], bases)
+    assert [p["host_base"] for p in pairs] == [bases[i % servers] for i in range(6)]
+    assert [p["follower_base"] for p in pairs] == [bases[(i + 1) % servers] for i in range(6)]
+    assert bench.cores_used({1: ("daphne", 10.0), 2: ("caption_worker", 5.0)},
+                            {1: ("daphne", 16.0), 2: ("caption_worker", 17.0), 3: ("daphne", 1.0)}, 12.0) == \
+        {"daphne": [0.5], "caption_worker": [1.0]}
