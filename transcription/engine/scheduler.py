@@ -6,6 +6,7 @@ and rows without new audio ride along inactive. A stream with a backlog is ready
 catches up at the tick rate while others keep their pace.
 """
 import collections
+import sys
 import threading
 import time
 
@@ -15,6 +16,8 @@ import torch
 from .audio import STEP_MS
 from .errors import EngineAtCapacity, EngineError, EngineStopped
 from .stream import StreamState
+
+SWITCH_INTERVAL_S = 0.0005
 
 
 class Scheduler:
@@ -36,6 +39,11 @@ class Scheduler:
         self.thread = threading.Thread(target=self._run, name="asr-engine", daemon=True)
 
     def start(self):
+        # The engine thread gives up the GIL at every GPU wait and host copy of a step, a dozen times, and
+        # each time waits for it again while the process's other threads run Python (a server's event
+        # loop). At CPython's default 5 ms switch interval that wait made a 45 ms step take 60-150 ms next
+        # to a busy loop; 0.5 ms bounds it.
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         self.thread.start()
 
     # --- called from any thread ---
@@ -102,6 +110,12 @@ class Scheduler:
 
     # --- engine thread ---
     def _run(self):
+        if self.device.type == "cuda":
+            # A step's host work (the log-mel of its windows, a few small tensors) is a millisecond on one
+            # core. Split over every core, each parallel section waits for its slowest thread, and in a
+            # server whose cores are busy with sockets that wait is a scheduler tick or more, several times
+            # a step. OpenMP's thread count is per calling thread: this sets the engine thread's only.
+            torch.set_num_threads(1)
         try:
             while True:
                 batch = self._next_batch()
