@@ -16,11 +16,18 @@ VAR_DIR="${SCRIBE_VAR_DIR:-/var/lib/scribe}"
 ALLOWED="${SCRIBE_ALLOWED_HOSTS:-localhost}"
 # sed replacement text: escape the characters sed treats specially.
 esc() { printf '%s' "$1" | sed -e 's/[\/&|]/\\&/g'; }
+# One Daphne process or several (comma-separated addresses): one `server` line each.
+SERVERS=""
+IFS=, read -r -a DAPHNES <<< "${SCRIBE_DAPHNE_ADDRESS:-127.0.0.1:8000}"
+for address in "${DAPHNES[@]}"; do
+  address="${address// /}"
+  [[ -n "$address" ]] && SERVERS+="server $address; "
+done
 sed \
   -e "s|{{SERVER_NAME}}|$(esc "${SCRIBE_SERVER_NAME:-${ALLOWED//,/ }}")|g" \
   -e "s|{{TLS_CERT}}|$(esc "${SCRIBE_TLS_CERT:-/etc/scribe/tls/scribe.crt}")|g" \
   -e "s|{{TLS_KEY}}|$(esc "${SCRIBE_TLS_KEY:-/etc/scribe/tls/scribe.key}")|g" \
-  -e "s|{{DAPHNE_ADDRESS}}|$(esc "${SCRIBE_DAPHNE_ADDRESS:-127.0.0.1:8000}")|g" \
+  -e "s|{{DAPHNE_SERVERS}}|$(esc "${SERVERS% }")|g" \
   -e "s|{{HTTP_PORT}}|$(esc "${SCRIBE_NGINX_HTTP_PORT:-80}")|g" \
   -e "s|{{HTTPS_PORT}}|$(esc "${SCRIBE_NGINX_HTTPS_PORT:-443}")|g" \
   -e "s|{{REQUEST_BODY_MAX_KB}}|$(esc "${SCRIBE_REQUEST_BODY_MAX_KB:-1024}")|g" \

@@ -42,6 +42,15 @@ def test_the_nginx_site_renders_every_value(tmp_path):
     upload = site.split("recordings/(upload|uploads/[0-9a-f]{32})$\" {", 1)[1].split("}", 1)[0]
     assert "client_max_body_size 4160k;" in upload  # one piece plus its framing, on the upload routes only
     assert "location /protected-media/ {\n        internal;" in site
+    assert "upstream scribe_daphne {" in site and "    server 127.0.0.1:8000;\n" in site  # one Daphne unless told
+
+
+def test_the_nginx_site_spreads_connections_over_every_daphne_process(tmp_path):
+    env = tmp_path / "scribe.env"
+    env.write_text("SCRIBE_DAPHNE_ADDRESS=127.0.0.1:8000, 127.0.0.1:8001,127.0.0.1:8002\n")
+    upstream = run("render-nginx.sh", str(env)).stdout.split("upstream scribe_daphne {", 1)[1].split("}", 1)[0]
+    assert "least_conn;" in upstream
+    assert "server 127.0.0.1:8000; server 127.0.0.1:8001; server 127.0.0.1:8002;" in upstream
 
 
 def test_the_cpu_profile_says_so_when_its_torch_index_cannot_be_reached(tmp_path):
