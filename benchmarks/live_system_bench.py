@@ -8,13 +8,13 @@ A script, not a test.
     python benchmarks/live_system_bench.py --build-full-model /data/voxtral-random
     python benchmarks/live_system_bench.py --model-dir /data/voxtral-random --streams 64,128,150,176,200 \
         --seconds 60 --kv-cache float8 --out benchmarks/results/capacity-<date>-h200.json
-    # the deployed layout: the engine in caption workers, one per GPU (here two)
-    python benchmarks/live_system_bench.py --model-dir /data/voxtral-random --workers 2 --streams 150,200,300,400 \
+    # the deployed layout: the engine in caption workers (here two, one per GPU) behind eight Daphne processes
+    python benchmarks/live_system_bench.py --model-dir /data/voxtral-random --workers 2 --servers 8 --streams 150,200,300,400 \
         --seconds 60 --kv-cache float8 --out benchmarks/results/capacity-<date>-h200.json
 
 Each run prints one JSON line; `--out` gets every run so far after each one (an existing file, such as the
 capacity benchmark's, is merged into: its other runs stay, a run of the same path, N, cache type, delay
-and number of caption workers is replaced). The ramp stops after the first run over `--target-ms` (lag
+and numbers of caption workers and servers is replaced). The ramp stops after the first run over `--target-ms` (lag
 p95, default 150 ms) unless `--no-stop-past-target`; the last line names the largest N within it with no
 host refused.
 
@@ -26,6 +26,9 @@ With `--workers K` (K >= 1), the deployed layout instead: Daphne with `SCRIBE_AS
 ramp starts once every worker has published its health. Each run records `layout` ("in-process" or
 "caption workers"), `workers` and `gpus` (the cards the engines use: 1 in-process on a GPU, K with K workers
 on K or more cards; 0 on a CPU).
+With `--servers M` (caption workers only), M Daphne processes, as behind nginx with several upstreams:
+meeting i's host connects to server i mod M and its follower to the next one, so every caption crosses
+from one server process to another through the live channel layer.
 For each N in `--streams`, N fresh meetings, each with its own owner and one viewer it is shared with. Each
 owner opens the host socket as the host page does (session cookie, Origin; `start` with a capture id and
 the delay, waits for `started`), then sends binary 80 ms PCM16 frames (2,560 bytes) paced in real time for
@@ -55,6 +58,11 @@ and `admitted_max` (the streams it admits: memory and step-time budget). With ca
 worker publishes its own: `admitted_max` (and `capacity_memory`, `capacity_time`) is their sum,
 `step_ms_p95` the slowest worker's, and `worker_streams` / `worker_capacity` each worker's active
 streams and capacity at the end of the streaming (how the meetings spread over the engines).
+Where the time goes: `fanout_ms_p50/p95`, per counted token, from the host's server sending the caption
+(its `sent_at`) to its arrival at the follower; `engine_wait_ms_p50/p95`, each stream's audio waiting in
+its engine for a step (`lag_ms` of the engines' health, sampled every second); `server_cores`, the CPU
+each Daphne process and caption worker used over the streaming, in cores (a server near 1.0 is what
+runs out, not the engine).
 `bandwidth_tb_s` is not measured on this path (null); `benchmarks/capacity_bench.py` measures it on the
 engine path.
 
@@ -129,10 +137,9 @@ def audio_tracks(kind: str, seconds: float, count: int = 7) -> list[bytes]:
 class Meeting:
     """One host socket and one follower socket of one meeting, on the client's event loop."""
 
-    def __init__(self, session, base: str, pair: dict, cfg: dict, audio: bytes, phase_s: float, stats: dict):
+    def __init__(self, session, pair: dict, cfg: dict, audio: bytes, phase_s: float, stats: dict):
         self.session, self.pair, self.cfg, self.audio, self.phase_s, self.stats = session, pair, cfg, audio, phase_s, stats
-        self.ws_base = base.replace("http", "ws", 1) + f"/ws/meetings/{pair['meeting_id']}/live"
-        self.origin = base
+        self.bases = {"/host": pair["host_base"], "/captions": pair["follower_base"]}
         self.sent: list[float] = []  # wall time each frame was handed to the socket
         self.offset_ms = 0
         self.max_end = -1
@@ -142,14 +149,16 @@ class Meeting:
         self.tasks: list[asyncio.Task] = []
         self.live = False  # started on the server (with or without captions)
 
-    def headers(self, cookie: str) -> dict:
-        return {"Cookie": f"{self.cfg['cookie_name']}={cookie}", "Origin": self.origin}
+    def headers(self, base: str, cookie: str) -> dict:
+        return {"Cookie": f"{self.cfg['cookie_name']}={cookie}", "Origin": base}
 
     async def connect(self, path: str, cookie: str):
         """A socket, its status snapshot read. A reset handshake is tried again, as a page reconnects."""
+        base = self.bases[path]
+        url = base.replace("http", "ws", 1) + f"/ws/meetings/{self.pair['meeting_id']}/live{path}"
         for attempt in range(5):
             try:
-                ws = await self.session.ws_connect(self.ws_base + path, headers=self.headers(cookie), max_msg_size=0, autoping=True)
+                ws = await self.session.ws_connect(url, headers=self.headers(base, cookie), max_msg_size=0, autoping=True)
                 await ws.receive()  # the status snapshot: a follower is in the meeting's group from here
                 return ws
             except (OSError, aiohttp.ClientError):
@@ -218,6 +227,8 @@ class Meeting:
                 self.stats["early"] += 1
                 continue
             self.stats["lags"].append((arrived - self.sent[frame]) * 1000)
+            if "sent_at" in event:  # stamped by the host's server as it sent the caption to the followers
+                self.stats["fanout"].append((arrived - event["sent_at"]) * 1000)
 
     async def ping(self) -> None:
         while True:
@@ -267,14 +278,14 @@ async def loop_probe(overshoot: list, stop: asyncio.Event) -> None:
         overshoot.append((time.monotonic() - t - PROBE_S) * 1000)
 
 
-async def client_main(base: str, pairs: list[dict], cfg: dict, ready, wait_for_go) -> dict:
+async def client_main(pairs: list[dict], cfg: dict, ready, wait_for_go) -> dict:
     """Open every meeting of this share, tell `ready()`, wait for the common start time, stream, stop."""
-    stats = {"lags": [], "captions": 0, "finals": 0, "refused": 0, "early": 0, "errors": {}, "send_late": [],
+    stats = {"lags": [], "fanout": [], "captions": 0, "finals": 0, "refused": 0, "early": 0, "errors": {}, "send_late": [],
              "loop_late": [], "start_ms": [], "meetings": len(pairs)}
     tracks = audio_tracks(cfg["audio"], cfg["seconds"])
     loop = asyncio.get_running_loop()
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        meetings = [Meeting(session, base, p, cfg, tracks[p["index"] % len(tracks)], p["index"] * FRAME_MS / 1000 / cfg["n"], stats) for p in pairs]
+        meetings = [Meeting(session, p, cfg, tracks[p["index"] % len(tracks)], p["index"] * FRAME_MS / 1000 / cfg["n"], stats) for p in pairs]
         joining = asyncio.Semaphore(JOINING_AT_ONCE)
         await asyncio.gather(*(m.open(joining) for m in meetings))
         ready()
@@ -296,7 +307,7 @@ def run_event_loop(coro):
     return uvloop.run(coro)
 
 
-def client_process(index: int, base: str, pairs: list[dict], cfg: dict, ready_q, go, t0, results_q) -> None:
+def client_process(index: int, pairs: list[dict], cfg: dict, ready_q, go, t0, results_q) -> None:
     def ready():
         ready_q.put(index)
 
@@ -306,20 +317,21 @@ def client_process(index: int, base: str, pairs: list[dict], cfg: dict, ready_q,
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler: a terminated client just ends
     try:
-        results_q.put((index, run_event_loop(client_main(base, pairs, cfg, ready, wait_for_go))))
+        results_q.put((index, run_event_loop(client_main(pairs, cfg, ready, wait_for_go))))
     except BaseException as exc:  # the parent must hear of it, or it waits for the full timeout
         ready_q.put(index)
         results_q.put((index, {"failed": f"{type(exc).__name__}: {exc}"}))
 
 
-def run_clients(base: str, pairs: list[dict], cfg: dict, procs: int, on_go=None, timeout_s: float = 600) -> list[dict]:
-    """Split the meetings over `procs` processes, start them together, return each process's figures."""
+def run_clients(pairs: list[dict], cfg: dict, procs: int, on_go=None, timeout_s: float = 600) -> list[dict]:
+    """Split the meetings over `procs` processes, start them together, return each process's figures.
+    Each pair names the servers its host and follower connect to (`host_base`, `follower_base`)."""
     # spawn, not fork: a fork of a process whose threads hold locks (torch's, a test runner's) can hang
     # in the child before it runs a line; this module imports nothing heavy at its top.
     ctx = mp.get_context("spawn")
     ready_q, results_q, go, t0 = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Value("d", 0.0)
     shares = [pairs[i::procs] for i in range(procs)]
-    children = [ctx.Process(target=client_process, args=(i, base, share, cfg, ready_q, go, t0, results_q), daemon=True)
+    children = [ctx.Process(target=client_process, args=(i, share, cfg, ready_q, go, t0, results_q), daemon=True)
                 for i, share in enumerate(shares) if share]
     for child in children:
         child.start()
@@ -351,6 +363,7 @@ def summarise(results: list[dict]) -> dict:
     if failed:
         raise RuntimeError("client process failed: " + "; ".join(failed))
     lags = np.concatenate([np.asarray(r["lags"], float) for r in results])
+    fanout = np.concatenate([np.asarray(r["fanout"], float) for r in results])
     send_late = np.concatenate([np.asarray(r["send_late"], float) for r in results])
     loop_late = np.concatenate([np.asarray(r["loop_late"], float) for r in results])
     starts = np.concatenate([np.asarray(r["start_ms"], float) for r in results])
@@ -363,7 +376,7 @@ def summarise(results: list[dict]) -> dict:
         "lag_ms_max": round(float(lags.max()), 1) if len(lags) else None, "lag_ms_min": round(float(lags.min()), 1) if len(lags) else None,
         "tokens": int(len(lags)), "captions": sum(r["captions"] for r in results), "finals": sum(r["finals"] for r in results),
         "refused": sum(r["refused"] for r in results), "early": sum(r["early"] for r in results), "errors": errors,
-        "start_ms_p95": pct(starts, 95),
+        "start_ms_p95": pct(starts, 95), "fanout_ms_p50": pct(fanout, 50), "fanout_ms_p95": pct(fanout, 95),
         "client_send_late_ms_p95": pct(send_late, 95), "client_send_late_ms_max": round(float(send_late.max()), 1) if len(send_late) else None,
         "client_loop_late_ms_p95": pct(loop_late, 95), "client_loop_late_ms_max": round(float(loop_late.max()), 1) if len(loop_late) else None,
     }
@@ -527,7 +540,7 @@ class CaptionWorkers:
                 "worker_streams": [r.get("active_streams") if r and "capacity" in r else None for r in reports],
                 "worker_capacity": [r.get("capacity") if r and "capacity" in r else None for r in reports],
                 "worker_devices": [r.get("device") if r and "capacity" in r else None for r in reports],
-                "workers_reporting": len(ready)}
+                "workers_reporting": len(ready), "streams": [s for r in ready for s in r.get("streams") or ()]}
 
     def wait_ready(self, timeout_s: float) -> dict:
         """Until every worker has loaded its engine and published its health."""
@@ -572,24 +585,55 @@ def wait_for_idle_engine(read=engine_report, timeout_s: float = 120) -> int | No
         time.sleep(1.0)
 
 
+def server_cpu() -> dict[int, tuple[str, float]]:
+    """CPU seconds so far of this script's Daphne servers and caption workers (its child processes), by pid."""
+    tick, me, out = os.sysconf("SC_CLK_TCK"), os.getpid(), {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        kind = "daphne" if b"daphne" in cmdline else "caption_worker" if b"run_caption_worker" in cmdline else None
+        if kind and int(fields[1]) == me:
+            out[int(pid)] = (kind, (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def cores_used(before: dict, after: dict, seconds: float) -> dict[str, list[float]]:
+    """Each server process's CPU over the streaming, in cores (1.0: one core busy all the time), by kind."""
+    used: dict[str, list[float]] = {}
+    for pid, (kind, cpu) in sorted(after.items()):
+        if pid in before:
+            used.setdefault(kind, []).append(round((cpu - before[pid][1]) / seconds, 2))
+    return used
+
+
 class EngineSampler:
     """Reads the published engine health every second while a run streams; keeps the last sample in it.
-    `read`: the server's engine (in-process) or the caption workers' summed up."""
+    `read`: the server's engine (in-process) or the caption workers' summed up. Also the server processes'
+    CPU over the streaming (`cores`), which says whether a server, not the engine, is what runs out."""
 
     def __init__(self, read=engine_report):
         self.read = read
         self.last: dict | None = None
         self.peak_active = 0
         self.t_end = math.inf
+        self.cores: dict[str, list[float]] = {}
+        self.engine_lags: list[float] = []  # each stream's audio waiting in its engine, sampled every second
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def start(self, t_end: float) -> None:
+    def start(self, t_start: float, t_end: float) -> None:
         self.t_end = t_end
+        self.cpu_before, self.t_start = server_cpu(), time.time()
         self.thread.start()
 
     def _run(self) -> None:
         while not self.stopped.wait(1.0):
+            if not self.cores and time.time() > self.t_end:
+                self.cores = cores_used(self.cpu_before, server_cpu(), time.time() - self.t_start)
             try:
                 report = self.read()
             except Exception:
@@ -597,6 +641,7 @@ class EngineSampler:
             if report and time.time() <= self.t_end:
                 self.last = report
                 self.peak_active = max(self.peak_active, report.get("active_streams", 0))
+                self.engine_lags += [s["lag_ms"] for s in report.get("streams") or () if s.get("lag_ms") is not None]
 
     def stop(self) -> None:
         self.stopped.set()
@@ -619,19 +664,27 @@ def device_name(gpus: list[str]) -> str:
     return f"CPU only ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
 
 
-def measure(base: str, pairs: list[dict], cfg: dict, procs: int, read=engine_report, idle_timeout_s: float = 0) -> dict:
-    """One run: N meetings streaming for cfg['seconds'] through the server at `base`; `read`: the engines'
-    health. With `idle_timeout_s`, the run ends only once the engines report no active stream (or that
-    timeout, then said in `errors`)."""
+def spread(pairs: list[dict], bases: list[str]) -> list[dict]:
+    """Meeting i's host on server i mod M and its follower on the next one, as a balancer in front of M
+    servers would spread them: with several servers, every caption crosses from one process to another."""
+    m = len(bases)
+    return [{**p, "host_base": bases[i % m], "follower_base": bases[(i + 1) % m]} for i, p in enumerate(pairs)]
+
+
+def measure(base: str | list[str], pairs: list[dict], cfg: dict, procs: int, read=engine_report, idle_timeout_s: float = 0) -> dict:
+    """One run: N meetings streaming for cfg['seconds'] through the server at `base` (or the servers of a
+    list, spread as `spread` says); `read`: the engines' health. With `idle_timeout_s`, the run ends only once
+    the engines report no active stream (or that timeout, then said in `errors`)."""
     sampler = EngineSampler(read)
-    results = run_clients(base, pairs, cfg, procs, on_go=lambda t0: sampler.start(t0 + cfg["seconds"]))
+    results = run_clients(spread(pairs, [base] if isinstance(base, str) else base), cfg, procs, on_go=lambda t0: sampler.start(t0, t0 + cfg["seconds"]))
     sampler.stop()
     row = summarise(results)
     engine = sampler.last or {}
     rounded = lambda v: None if v is None else round(v, 2)  # noqa: E731
     row.update(step_ms_p95=rounded(engine.get("step_ms_p95")), step_ms_p50=rounded(engine.get("step_ms_p50")), admitted_max=engine.get("capacity"),
                capacity_memory=engine.get("capacity_memory"), capacity_time=engine.get("capacity_time"),
-               engine_active_streams_max=sampler.peak_active, client_procs=min(procs, len(pairs)))
+               engine_active_streams_max=sampler.peak_active, client_procs=min(procs, len(pairs)), server_cores=sampler.cores,
+               engine_wait_ms_p50=pct(sampler.engine_lags, 50), engine_wait_ms_p95=pct(sampler.engine_lags, 95))
     if "worker_streams" in engine:  # how the streams spread over the caption workers, at the end of the streaming
         row.update(worker_streams=engine["worker_streams"], worker_capacity=engine["worker_capacity"],
                    workers_reporting=engine["workers_reporting"])
@@ -672,10 +725,10 @@ def client_config(n: int, *, seconds: float, delay_ms: int = 480, warmup_s: floa
 
 def merged(old: dict | None, result: dict) -> dict:
     """`result` into an earlier results file (the capacity benchmark's, say): its other runs and keys stay,
-    a run of the same path, streams, cache type, delay and number of caption workers is replaced."""
+    a run of the same path, streams, cache type, delay and numbers of caption workers and servers is replaced."""
     if not old:
         return result
-    same = lambda r: (r.get("path"), r.get("streams"), r.get("kv_dtype"), r.get("delay_ms"), r.get("workers") or 0)  # noqa: E731
+    same = lambda r: (r.get("path"), r.get("streams"), r.get("kv_dtype"), r.get("delay_ms"), r.get("workers") or 0, r.get("servers") or 1)  # noqa: E731
     new = {same(r) for r in result["runs"]}
     runs = [r for r in old.get("runs", []) if same(r) not in new] + result["runs"]
     return {**old, "system_bench": {k: v for k, v in result.items() if k != "runs"}, "runs": runs}
@@ -704,6 +757,8 @@ def main() -> int:
     ap.add_argument("--device", default="", help="SCRIBE_ASR_DEVICE: cuda, cuda:1 or cpu; default the first GPU if any")
     ap.add_argument("--workers", type=int, default=0,
                     help="caption worker processes (SCRIBE_ASR_LIVE_ENGINE=worker), worker i on GPU i; 0: the engine in the server process")
+    ap.add_argument("--servers", type=int, default=1,
+                    help="Daphne processes behind the clients (more than one needs --workers): meeting i's host on server i mod M, its follower on the next")
     ap.add_argument("--max-streams", type=int, default=512, help="SCRIBE_ASR_MAX_STREAMS (the engine also limits by memory and time)")
     ap.add_argument("--step-budget-ms", type=int, default=0, help="SCRIBE_ASR_STEP_BUDGET_MS; 0: the engine's default")
     ap.add_argument("--audio", choices=("chirp", "speech"), default="chirp", help="speech needs espeak-ng and sox")
@@ -738,6 +793,8 @@ def main() -> int:
         build_full_model(args.build_full_model)
         print(json.dumps({"built": str(args.build_full_model)}))
         return 0
+    if args.servers < 1 or (args.servers > 1 and not args.workers):
+        ap.error("--servers M: M >= 1, and more than one server needs --workers (the engine in the server serves that server only)")
     if args.workers < 0 or (args.workers and args.device not in ("", "cuda", "cpu")):
         ap.error("--workers K: K >= 0; the workers take GPUs 0..K-1 (CUDA_VISIBLE_DEVICES), so --device may only be cuda or cpu")
     gpus = [] if args.device == "cpu" else gpu_names()
@@ -769,7 +826,7 @@ def main() -> int:
     out = args.out or REPO / "benchmarks" / "results" / f"system-{today}-{'gpu' if cuda else 'cpu'}.json"
     result = {"device": device, "date": today, "path": "system", "model_dir": str(model_dir), "tiny": args.tiny,
               "audio": args.audio, "cores": os.cpu_count(), "channel_layer": args.layer, "target_ms": args.target_ms,
-              "workers": k, "layout": layout, "gpus": used_gpus, "runs": []}
+              "workers": k, "servers": args.servers, "layout": layout, "gpus": used_gpus, "runs": []}
     old = json.loads(out.read_text()) if out.exists() else None
     connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
@@ -778,8 +835,9 @@ def main() -> int:
             started = time.monotonic()
             if k:
                 workers = stack.enter_context(CaptionWorkers(scratch, k, env, len(gpus)))
-                # The server loads no engine; no card either, so that nothing in it can take memory on the workers' GPUs.
-                base = stack.enter_context(daphne_server(scratch, **{**env, "SCRIBE_ASR_LIVE_ENGINE": "worker", "CUDA_VISIBLE_DEVICES": ""}))
+                # The servers load no engine; no card either, so that nothing in them can take memory on the workers' GPUs.
+                base = [stack.enter_context(daphne_server(scratch, **{**env, "SCRIBE_ASR_LIVE_ENGINE": "worker", "CUDA_VISIBLE_DEVICES": ""}))
+                        for _ in range(args.servers)]
                 read = workers.report
                 report = workers.wait_ready(args.load_timeout)
             else:
@@ -806,7 +864,7 @@ def main() -> int:
             for run, n in enumerate(counts):
                 row = {"streams": n, "kv_dtype": kv, "delay_ms": args.delay_ms, **run_once(n, run, args.seconds, args.warmup_s),
                        "bandwidth_tb_s": None, "path": "system", "gpus": used_gpus, "gpus_visible": len(gpus),
-                       "workers": k, "layout": layout, "seconds": args.seconds, "device": device, "date": today}
+                       "workers": k, "servers": args.servers, "layout": layout, "seconds": args.seconds, "device": device, "date": today}
                 result["runs"].append(row)
                 result["largest_within_target"] = largest_within(result["runs"], args.target_ms)
                 print(json.dumps(row), flush=True)

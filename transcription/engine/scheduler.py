@@ -41,8 +41,8 @@ class Scheduler:
     def start(self):
         # The engine thread gives up the GIL at every GPU wait and host copy of a step, a dozen times, and
         # each time waits for it again while the process's other threads run Python (a server's event
-        # loop). At CPython's default 5 ms switch interval that wait made a 45 ms step take 60-150 ms next
-        # to a busy loop; 0.5 ms bounds it.
+        # loop). At CPython's default 5 ms switch interval, a caption worker serving 150 streams stepped in
+        # 153 ms at p95; at 0.5 ms, in 87.
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         self.thread.start()
 
