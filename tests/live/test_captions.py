@@ -207,6 +207,8 @@ async def test_a_killed_caption_worker_is_replaced_and_captions_resume(shared_me
     from meetings.models import Recording
 
     with_engine.ASR_LIVE_ENGINE = "worker"
+    # This follower sends no pings (a page does, every 2 s): two worker loads on a busy box outlast the idle close.
+    with_engine.LIVE_IDLE_CLOSE_SECONDS = 600
     env = dict(SCRIBE_ASR_MODEL_DIR=with_engine.ASR_MODEL_DIR, SCRIBE_ASR_MAX_STREAMS=2, SCRIBE_ASR_DEVICE="cpu")
     follower = Socket(follow_path(shared_meeting), user=member)
     await follower.connect()
