@@ -87,3 +87,25 @@ def test_the_system_benchmark_puts_each_follower_on_the_server_after_its_hosts(s
     assert bench.cores_used({1: ("daphne", 10.0), 2: ("caption_worker", 5.0)},
                             {1: ("daphne", 16.0), 2: ("caption_worker", 17.0), 3: ("daphne", 1.0)}, 12.0) == \
         {"daphne": [0.5], "caption_worker": [1.0]}
+
+
+async def test_replies_are_read_again_after_the_channel_layer_fails_for_a_while():
+    class Flaky(InMemoryChannelLayer):
+        failures = 3
+
+        async def receive(self, channel):
+            if self.failures:
+                self.failures -= 1
+                raise ConnectionError("Redis is restarting")
+            return await super().receive(channel)
+
+    layer = Flaky()
+    got = []
+    stream = await linked_stream(layer, "worker-a", got)
+    await layer.send(stream._link.channel, {"type": "engine.batch", "events": [
+        {"type": "engine.event", "stream_id": stream.stream_id, "kind": "delta", "text": "back", "start_ms": 0, "end_ms": 80}]})
+    for _ in range(100):
+        if got:
+            break
+        await asyncio.sleep(0.05)
+    assert got == [("delta", {"text": "back", "start_ms": 0, "end_ms": 80})]

@@ -348,8 +348,17 @@ class WorkerLink:
         self.reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
+        failing = False
         while True:
-            message = await self.layer.receive(self.channel)
+            try:
+                message = await self.layer.receive(self.channel)
+            except Exception as exc:  # Redis restarting: the channel's name stays good, so keep reading it
+                if not failing:
+                    log.warning("caption worker replies not readable, retrying: %r", exc)
+                failing = True
+                await asyncio.sleep(0.5)
+                continue
+            failing = False
             for event in message.get("events", ()) if message.get("type") == "engine.batch" else (message,):
                 stream = self.streams.get(event.get("stream_id"))
                 if stream is None:
