@@ -238,6 +238,39 @@ async def test_a_killed_caption_worker_is_replaced_and_captions_resume(shared_me
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_a_caption_worker_keeps_serving_after_its_channel_layer_fails_for_a_while(with_engine):
+    """Redis restarting must not end the worker (and with it every stream and a model load's worth of time)."""
+    from channels.layers import InMemoryChannelLayer
+
+    from transcription.live import conf, worker as worker_module
+
+    class Restarting(InMemoryChannelLayer):
+        failing: set = set()
+        failures = 6
+
+        async def receive(self, channel):
+            if channel in self.failing and self.failures:
+                self.failures -= 1
+                raise ConnectionError("Redis is restarting")
+            return await super().receive(channel)
+
+    layer = Restarting()
+    worker = worker_module.CaptionWorker(layer)
+    ready = asyncio.Event()
+    serving = asyncio.create_task(worker.serve(ready=ready))
+    await ready.wait()
+    layer.failing = {conf.worker_channel(), worker.channel}
+    try:
+        reply = await layer.new_channel()
+        await layer.send(conf.worker_channel(), {"type": "caption.open", "stream_id": "after", "reply_channel": reply, "delay_ms": 480})
+        while not any(e["kind"] == "opened" for e in (await asyncio.wait_for(layer.receive(reply), 60))["events"]):
+            pass
+        assert layer.failures == 0 and not serving.done() and "after" in worker.streams
+    finally:
+        serving.cancel()
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_a_caption_worker_frees_the_slot_of_a_released_stream_and_of_one_nobody_keeps(with_engine, monkeypatch):
     """A host's server that took the worker for dead, or a restarted server finding a stream its dead
     predecessor left, releases it; a stream nothing is heard for is dropped by the worker itself."""

@@ -48,8 +48,19 @@ class CaptionWorker:
                 served.stream.abort()
 
     async def listen(self, channel: str) -> None:
+        failing = False
         while True:
-            message = await self.layer.receive(channel)
+            try:
+                message = await self.layer.receive(channel)
+            except Exception as exc:
+                # Redis restarting: the engine and its streams are still here, and hosts reopen theirs on
+                # this worker once it answers again, with no model to reload; keep listening.
+                if not failing:
+                    log.warning("caption worker cannot read %s, retrying: %r", channel, exc)
+                failing = True
+                await asyncio.sleep(0.5)
+                continue
+            failing = False
             # A server's messages come in batches (engine_bridge.WorkerLink); a single one is also understood.
             for item in message.get("items", ()) if message.get("type") == "caption.batch" else (message,):
                 try:
