@@ -58,7 +58,7 @@ def database_size() -> dict:
             """SELECT (SELECT count(*) FROM meetings_meeting), (SELECT count(*) FROM meetings_segment),
                       (SELECT sum(end_ms - start_ms) / 3600000.0 FROM meetings_segment),
                       pg_size_pretty(pg_total_relation_size('meetings_segment')),
-                      pg_size_pretty(pg_relation_size('segment_search_scoped_gin')), version()"""
+                      pg_size_pretty(pg_relation_size('segment_search_audience_gin')), version()"""
         )
         meetings, segments, hours, table, gin, version = cursor.fetchone()
     return {"meetings": meetings, "segments": segments, "hours": float(hours), "table": table, "gin": gin, "postgres": version.split(" on ")[0]}
