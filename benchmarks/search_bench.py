@@ -26,7 +26,7 @@ from benchmarks.search_data import BOARD, END, PHRASES, TAIL, VOCAB, YEARS, fill
 
 QUERIES_PER_KIND = 25
 REPEATS = 3
-TODAY = "2026-11-30"
+TODAY = "2026-12-01"
 
 
 def setup_django(db_name: str, keep: bool) -> None:
@@ -221,6 +221,7 @@ def main() -> None:
             "date": TODAY,
             "visible_share": {u: round(s, 3) for u, s in shares.items()},
             "load_average_before_after": [load_before, load_average()],
+            "fill_s": round(fill_s) if fill_s else None,
             "note": args.note,
             "command": f"benchmarks/search_bench.py --hours {args.hours} --db {args.db}{' --keep' if args.keep else ''} --json {args.json} --note ...",
         }

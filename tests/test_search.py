@@ -372,6 +372,9 @@ def test_segments_carry_their_meetings_audience_through_shares_and_owner_changes
 
     other.delete()
     assert not Segment.objects.filter(pk=moved.pk).exists() and audiences(meeting)
+    meeting_id = meeting.pk
+    meeting.delete()  # its shares go with it, and so do its segments
+    assert not Segment.objects.filter(meeting_id=meeting_id).exists() and not Sharing.objects.exists()
 
 
 def test_a_share_added_or_removed_changes_what_the_audience_plan_finds(owner, member, team, audience_plan):
