@@ -69,6 +69,11 @@ SLICE_MARGIN = 1.5
 # 50,000 meeting-hours), the keys a few, and every match the user may see is then read, which the
 # statistics say are fewer than the slice margin (else only a newer slice is searched).
 AUDIENCE_FROM_MEETINGS = 250
+# A slice of that many meetings that is at least this share of the scope is searched as the whole scope
+# by audience instead: every match in scope is read, by the estimate at most 1 / AUDIENCE_WHOLE_SCOPE
+# times the slice's, where the slice by meeting would cost its lookups and, when the estimate was too
+# high, a second statement.
+AUDIENCE_WHOLE_SCOPE = 3
 MEETING_DATE = Coalesce("started_at", "created_at")  # what the results show and sort by
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ue000\ue001]")
 
@@ -350,8 +355,9 @@ def _search_newest(cursor, column: str, unit_ids: list[int], size: int, params: 
     """Rows of the page statement for the newest `size` units, widened until they hold more than the cap or
     are all of them; returns the rows and the number of units searched."""
     while True:
-        if size >= len(unit_ids) >= AUDIENCE_FROM_MEETINGS and column == "meeting_id":
+        if column == "meeting_id" and size >= AUDIENCE_FROM_MEETINGS and size * AUDIENCE_WHOLE_SCOPE >= len(unit_ids):
             cursor.execute(_AUDIENCE_PAGE_SQL, {**params, "ids": unit_ids})
+            return cursor.fetchall(), len(unit_ids)
         else:
             cursor.execute(_SLICE_PAGE_SQL.format(column=column), {**params, "ids": unit_ids[:size]})
         rows = cursor.fetchall()
