@@ -26,7 +26,7 @@ from benchmarks.search_data import BOARD, END, PHRASES, TAIL, VOCAB, YEARS, fill
 
 QUERIES_PER_KIND = 25
 REPEATS = 3
-TODAY = "2026-11-30"
+TODAY = "2026-12-01"
 
 
 def setup_django(db_name: str, keep: bool) -> None:
@@ -58,7 +58,7 @@ def database_size() -> dict:
             """SELECT (SELECT count(*) FROM meetings_meeting), (SELECT count(*) FROM meetings_segment),
                       (SELECT sum(end_ms - start_ms) / 3600000.0 FROM meetings_segment),
                       pg_size_pretty(pg_total_relation_size('meetings_segment')),
-                      pg_size_pretty(pg_relation_size('segment_search_scoped_gin')), version()"""
+                      pg_size_pretty(pg_relation_size('segment_search_audience_gin')), version()"""
         )
         meetings, segments, hours, table, gin, version = cursor.fetchone()
     return {"meetings": meetings, "segments": segments, "hours": float(hours), "table": table, "gin": gin, "postgres": version.split(" on ")[0]}
@@ -221,6 +221,7 @@ def main() -> None:
             "date": TODAY,
             "visible_share": {u: round(s, 3) for u, s in shares.items()},
             "load_average_before_after": [load_before, load_average()],
+            "fill_s": round(fill_s) if fill_s else None,
             "note": args.note,
             "command": f"benchmarks/search_bench.py --hours {args.hours} --db {args.db}{' --keep' if args.keep else ''} --json {args.json} --note ...",
         }

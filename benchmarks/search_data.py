@@ -150,9 +150,9 @@ def fill(hours: int, seed: int = 7) -> dict:
         cursor.execute("SELECT (SELECT count(*) FROM meetings_meeting), (SELECT count(*) FROM meetings_sharing), (SELECT count(*) FROM meetings_speaker)")
         print("{} meetings, {} sharings, {} speakers".format(*cursor.fetchone()), f"({time.perf_counter() - t0:.0f} s)", flush=True)
         # Building the GIN index once after the load is several times faster than maintaining it row by row.
-        cursor.execute("SELECT pg_get_indexdef('segment_search_scoped_gin'::regclass)")
+        cursor.execute("SELECT pg_get_indexdef('segment_search_audience_gin'::regclass)")
         create_gin = cursor.fetchone()[0]
-        cursor.execute("DROP INDEX segment_search_scoped_gin")
+        cursor.execute("DROP INDEX segment_search_audience_gin")
         n_segments = _segments(cursor, np.random.default_rng(seed), t0)
         print(f"Building the GIN index over {n_segments:,} segments ...", flush=True)
         cursor.execute("SET maintenance_work_mem = '1GB'")

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.core.exceptions import ValidationError
@@ -120,6 +121,10 @@ class Segment(models.Model):
     # Indexed per segment, never per meeting: a tsvector is limited to 1 MB and positions to 16,383.
     search_config = models.CharField(max_length=32, default="simple")
     search_vector = SearchVectorField(null=True, editable=False)
+    # Who may see the segment: its meeting's owner and the users it is shared with (ids), and the groups
+    # it is shared with (ids negated). Written only by the database's triggers (migration 0010), from
+    # the meeting and its shares; indexed with the words so a search can ask for "seen by this user".
+    audience = ArrayField(models.BigIntegerField(), null=True, editable=False)
     edited_at = models.DateTimeField(null=True, blank=True)
     edited_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -129,14 +134,16 @@ class Segment(models.Model):
         ordering = ["start_ms", "id"]
         indexes = [
             models.Index(fields=["meeting", "start_ms"]),
-            # Words, meeting and speaker in one GIN index: a search for a word among a user's meetings
-            # ("ARRAY[meeting_id] && ids", which a b-tree cannot answer) is one index scan that skips
-            # through the word's entries to those meetings, instead of reading all of them.
+            # Words, meeting, speaker and audience in one GIN index: a search for a word among a user's
+            # meetings ("ARRAY[meeting_id] && ids", which a b-tree cannot answer) or among everything the
+            # user may see ("audience && the user's keys") is one index scan that skips through the
+            # word's entries to those rows, instead of reading all of them.
             GinIndex(
                 Func(F("meeting_id"), template="ARRAY[%(expressions)s]"),
                 Func(F("speaker_id"), template="ARRAY[%(expressions)s]"),
+                F("audience"),
                 F("search_vector"),
-                name="segment_search_scoped_gin",
+                name="segment_search_audience_gin",
             ),
         ]
         constraints = [models.CheckConstraint(condition=Q(end_ms__gte=models.F("start_ms")), name="segment_ends_after_start")]

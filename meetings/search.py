@@ -18,6 +18,18 @@ How they are found, in two stages (three statements in all, after the one that e
    read only for real matches. A slice that turns out to hold fewer than the cap is widened by what it
    held and searched again. No planner setting is changed.
 
+   Each meeting in that list costs the index scan a lookup of its own (about 80 us at 50,000
+   meeting-hours), so words that few of the user's meetings hold, where the slice is all of them
+   (2,600 meetings for a user who sees 5% of 50,000), spent 200-400 ms on the lookups alone. When the
+   whole scope is to be searched and it holds AUDIENCE_FROM_MEETINGS meetings or more, the words are
+   looked up with the user's audience keys instead (the user's id and their groups', which the index
+   holds for every segment, migration 0010): a handful of keys whatever the number of meetings, and the
+   heap is read only for matches the user may see, which the estimate says are few. Each match is
+   still kept only if its meeting is in the list from stage 1, which also gives the newest-first order,
+   so a stale audience can hide a match but never show one. Finding the words alone and keeping the
+   user's meetings in a join would read every match on the site for a word that is rare for the user
+   but not for the site (15,000 heap visits in a table larger than memory for one name: seconds).
+
 Counts: exact whenever the whole scope was searched (also above the cap); when only a slice was, the
 slice's exact count scaled by the scope's size ("about 12,000"), to two significant figures.
 
@@ -52,6 +64,16 @@ CANDIDATE_CAP = 1000
 # the planner's estimate: every match in the slice is read, so a wide margin costs heap visits on
 # every search, while a short slice costs one more statement, sized by what it found.
 SLICE_MARGIN = 1.5
+# A search that must look through all of this many meetings or more finds its matches by the user's
+# audience keys instead of by meeting: listing the meetings costs an index lookup each (about 80 us at
+# 50,000 meeting-hours), the keys a few, and every match the user may see is then read, which the
+# statistics say are fewer than the slice margin (else only a newer slice is searched).
+AUDIENCE_FROM_MEETINGS = 250
+# A slice of that many meetings that is at least this share of the scope is searched as the whole scope
+# by audience instead: every match in scope is read, by the estimate at most 1 / AUDIENCE_WHOLE_SCOPE
+# times the slice's, where the slice by meeting would cost its lookups and, when the estimate was too
+# high, a second statement.
+AUDIENCE_WHOLE_SCOPE = 3
 MEETING_DATE = Coalesce("started_at", "created_at")  # what the results show and sort by
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ue000\ue001]")
 
@@ -161,11 +183,14 @@ def _scope_sql(user, filters: SearchFilters) -> tuple[str, str, list]:
     else:
         units, column, table = meetings.annotate(unit_date=MEETING_DATE), "meeting_id", Meeting._meta.db_table
     sql, params = units.order_by().values_list("pk", "unit_date").query.sql_with_params()
+    # The user's keys in Segment.audience ride along: the user's id and their groups' ids negated.
     wrapped = (
         f"SELECT array_agg(u.id ORDER BY u.unit_date DESC, u.id DESC), "
-        f"(SELECT reltuples FROM pg_class WHERE oid = '{table}'::regclass) FROM ({sql}) AS u(id, unit_date)"
+        f"(SELECT reltuples FROM pg_class WHERE oid = '{table}'::regclass), "
+        f"ARRAY(SELECT -ug.group_id::bigint FROM auth_user_groups ug WHERE ug.user_id = %s) || %s::bigint "
+        f"FROM ({sql}) AS u(id, unit_date)"
     )
-    return column, wrapped, list(params)
+    return column, wrapped, [user.pk, user.pk, *params]
 
 
 def _slice_size(*, units: int, units_in_table: float, matches_in_table: float) -> int:
@@ -198,13 +223,14 @@ def _estimate_matches(groups: list[list[list[str]]], statistics: tuple) -> float
     return rows * min(1.0, sum(math.prod(max(map(share, forms)) for forms in group) for group in groups))
 
 
-def _scope_and_statistics(cursor, scope: tuple[str, list], groups: list[list[list[str]]]) -> tuple[list[int], float, float]:
-    """One statement: the ids in scope newest first, the rows in their table, and the estimated matches."""
+def _scope_and_statistics(cursor, scope: tuple[str, list], groups: list[list[list[str]]]) -> tuple[list[int], float, list[int], float]:
+    """One statement: the ids in scope newest first, the rows in their table, the user's audience keys and
+    the estimated matches."""
     scope_sql, scope_params = scope
     wanted = sorted({lexeme for group in groups for forms in group for form in forms for lexeme in lexemes(form)})
     cursor.execute(f"SELECT * FROM ({scope_sql}) AS scope CROSS JOIN ({_WORD_STATISTICS_SQL}) AS statistics", [*scope_params, wanted])
-    unit_ids, units_in_table, *statistics = cursor.fetchone()
-    return unit_ids or [], units_in_table, _estimate_matches(groups, tuple(statistics))
+    unit_ids, units_in_table, audience_keys, *statistics = cursor.fetchone()
+    return unit_ids or [], units_in_table, audience_keys, _estimate_matches(groups, tuple(statistics))
 
 
 # Frequencies of the given lexemes among the most common ones, the least common frequency listed
@@ -224,7 +250,7 @@ WHERE c.oid = 'meetings_segment'::regclass
 # the meetings ANDed with the word's full entry list read every entry of a middling word. For a word
 # in half of all segments the planner rather reads the slice's few meetings by their b-tree. The window
 # count is every match in the slice, counted before the cap.
-_PAGE_SQL = """
+_SLICE_CANDIDATES_SQL = """
 WITH candidates AS MATERIALIZED (
     SELECT s.id, s.meeting_id, s.speaker_id, s.start_ms, s.end_ms, s.search_vector,
            COALESCE(m.started_at, m.created_at) AS meeting_date, count(*) OVER () AS total
@@ -232,24 +258,49 @@ WITH candidates AS MATERIALIZED (
     WHERE s.search_vector @@ %(q)s::tsquery AND ARRAY[s.{column}] && %(ids)s::bigint[]
     ORDER BY meeting_date DESC, s.meeting_id DESC, s.start_ms, s.id
     LIMIT %(cap)s
-), ranked AS (
+)"""
+
+# Matches among everything the user may see, found by the audience keys in the same GIN index
+# (migration 0010): a few keys where the meetings would be thousands. The matches are then kept only if
+# their meeting is in scope (the user may see it and the filters keep it), whatever the index said, and
+# ordered by the meeting's place in the newest-first list, which a hash join with that list gives
+# without reading the meetings table. MATERIALIZED keeps the planner from driving the search from the
+# list of meetings, one index lookup each, which is what this plan is for avoiding.
+_AUDIENCE_CANDIDATES_SQL = """
+WITH matches AS MATERIALIZED (
+    SELECT s.id, s.meeting_id, s.speaker_id, s.start_ms, s.end_ms, s.search_vector
+    FROM meetings_segment s
+    WHERE s.search_vector @@ %(q)s::tsquery AND s.audience && %(keys)s::bigint[]
+), candidates AS MATERIALIZED (
+    SELECT c.*, scope.newest, count(*) OVER () AS total
+    FROM matches c JOIN unnest(%(ids)s::bigint[]) WITH ORDINALITY AS scope(meeting_id, newest) ON scope.meeting_id = c.meeting_id
+    ORDER BY scope.newest, c.start_ms, c.id
+    LIMIT %(cap)s
+)"""
+
+# Ranks the candidates and reads the page: `{order}` is the candidates' newest-first order.
+_PAGE_SQL = """
+, ranked AS (
     -- The one candidate past the cap only tells that there are more; it is not ranked.
     SELECT c.*, ts_rank_cd(c.search_vector, %(q)s::tsquery) AS rank
-    FROM (SELECT * FROM candidates ORDER BY meeting_date DESC, meeting_id DESC, start_ms, id LIMIT %(ranked)s) c
+    FROM (SELECT * FROM candidates ORDER BY {order}, start_ms, id LIMIT %(ranked)s) c
 )
 SELECT counted.total, counted.found, page.id, page.meeting_id, m.title, page.start_ms, page.end_ms, page.rank,
-       page.meeting_date, COALESCE(NULLIF(sp.display_name, ''), sp.label, ''),
+       COALESCE(m.started_at, m.created_at), COALESCE(NULLIF(sp.display_name, ''), sp.label, ''),
        ts_headline(s.search_config::regconfig, replace(s.text, '<', '< '), %(q)s::tsquery, %(headline)s)
 FROM (SELECT COALESCE(max(total), 0) AS total, count(*) AS found FROM candidates) counted
 LEFT JOIN LATERAL (
     -- Sort the candidates first; only the page's rows are read again for their text and headline.
-    SELECT * FROM ranked ORDER BY rank DESC, meeting_date DESC, meeting_id DESC, start_ms, id LIMIT %(limit)s OFFSET %(offset)s
+    SELECT * FROM ranked ORDER BY rank DESC, {order}, start_ms, id LIMIT %(limit)s OFFSET %(offset)s
 ) page ON true
 LEFT JOIN meetings_segment s ON s.id = page.id
 LEFT JOIN meetings_meeting m ON m.id = page.meeting_id
 LEFT JOIN meetings_speaker sp ON sp.id = page.speaker_id
-ORDER BY page.rank DESC, page.meeting_date DESC, page.meeting_id DESC, page.start_ms, page.id
+ORDER BY page.rank DESC, {page_order}, page.start_ms, page.id
 """
+_SLICE_ORDER = "meeting_date DESC, meeting_id DESC"
+_SLICE_PAGE_SQL = _SLICE_CANDIDATES_SQL + _PAGE_SQL.format(order=_SLICE_ORDER, page_order="page.meeting_date DESC, page.meeting_id DESC")
+_AUDIENCE_PAGE_SQL = _AUDIENCE_CANDIDATES_SQL + _PAGE_SQL.format(order="newest", page_order="page.newest")
 
 
 def search_segments(
@@ -282,11 +333,12 @@ def search_segments(
     except EmptyResultSet:
         return empty
     with connection.cursor() as cursor:
-        unit_ids, units_in_table, matches_in_table = _scope_and_statistics(cursor, (scope_sql, scope_params), built.groups)
+        unit_ids, units_in_table, audience_keys, matches_in_table = _scope_and_statistics(cursor, (scope_sql, scope_params), built.groups)
         if not unit_ids:
             return empty
         params = {"q": tsquery, "headline": HEADLINE_OPTIONS, "cap": CANDIDATE_CAP + 1, "ranked": CANDIDATE_CAP, "offset": offset}
         params["limit"] = max(0, min(limit, CANDIDATE_CAP - offset))  # the extra candidate only tells that there are more
+        params["keys"] = audience_keys
         size = _slice_size(units=len(unit_ids), units_in_table=units_in_table, matches_in_table=matches_in_table)
         rows, size = _search_newest(cursor, column, unit_ids, size, params)
     in_slice, found = rows[0][0], rows[0][1]
@@ -300,10 +352,14 @@ def search_segments(
 
 
 def _search_newest(cursor, column: str, unit_ids: list[int], size: int, params: dict) -> tuple[list[tuple], int]:
-    """Rows of _PAGE_SQL for the newest `size` units, widened until they hold more than the cap or are all
-    of them; returns the rows and the number of units searched."""
+    """Rows of the page statement for the newest `size` units, widened until they hold more than the cap or
+    are all of them; returns the rows and the number of units searched."""
     while True:
-        cursor.execute(_PAGE_SQL.format(column=column), {**params, "ids": unit_ids[:size]})
+        if column == "meeting_id" and size >= AUDIENCE_FROM_MEETINGS and size * AUDIENCE_WHOLE_SCOPE >= len(unit_ids):
+            cursor.execute(_AUDIENCE_PAGE_SQL, {**params, "ids": unit_ids})
+            return cursor.fetchall(), len(unit_ids)
+        else:
+            cursor.execute(_SLICE_PAGE_SQL.format(column=column), {**params, "ids": unit_ids[:size]})
         rows = cursor.fetchall()
         in_slice, found = rows[0][0], rows[0][1]
         if found > CANDIDATE_CAP or size >= len(unit_ids):

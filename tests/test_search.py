@@ -3,6 +3,7 @@ import random
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -284,7 +285,9 @@ def test_a_word_said_only_in_old_meetings_is_still_found(owner, small_cap):
 
 
 @pytest.mark.parametrize("statistics", [False, True], ids=["no-statistics", "analyzed"])
-def test_every_filter_returns_only_what_the_user_may_see(owner, member, outsider, team, small_cap, statistics):
+@pytest.mark.parametrize("audience_from", [10**9, 1], ids=["by-meeting", "by-audience"])
+def test_every_filter_returns_only_what_the_user_may_see(owner, member, outsider, team, small_cap, statistics, audience_from, monkeypatch):
+    monkeypatch.setattr(search_module, "AUDIENCE_FROM_MEETINGS", audience_from)
     lines = [("SPEAKER_00", 0, 1_000, "Budget review."), ("SPEAKER_01", 1_000, 2_000, "The budget is fine.")]
     mine = dated_meetings(owner, range(0, 60, 2), lines)
     theirs = dated_meetings(outsider, range(1, 61, 2), lines)
@@ -327,3 +330,101 @@ def test_the_page_says_about_how_many_and_that_only_the_newest_are_ranked(client
     assert "About 40 results" in html
     assert "The newest 10 are ranked here" in html
     assert html.count('class="result-link"') == 10 and "Next</a>" not in html  # only the ranked ones are paged
+
+
+@pytest.fixture
+def audience_plan(monkeypatch):
+    """Searches through every meeting in scope go by the user's audience keys, as on a large site."""
+    monkeypatch.setattr(search_module, "AUDIENCE_FROM_MEETINGS", 1)
+
+
+def audiences(meeting) -> set[tuple]:
+    return {tuple(segment.audience) for segment in Segment.objects.filter(meeting=meeting)}
+
+
+def test_segments_carry_their_meetings_audience_through_shares_and_owner_changes(owner, member, outsider, team):
+    meeting = meeting_with_transcript(owner)
+    other = meeting_with_transcript(outsider, title="Theirs")
+    assert audiences(meeting) == {(owner.pk,)}
+
+    by_user = Sharing.objects.create(meeting=meeting, user=member, created_by=owner)
+    by_group = Sharing.objects.create(meeting=meeting, group=team, created_by=owner)
+    assert audiences(meeting) == {tuple(sorted([-team.pk, owner.pk, member.pk]))}
+    assert audiences(other) == {(outsider.pk,)}  # another meeting's segments are left alone
+
+    Segment.objects.bulk_create([Segment(meeting=meeting, start_ms=20_000, end_ms=21_000, text="Late", origin="live", audience=[outsider.pk])])
+    assert audiences(meeting) == {tuple(sorted([-team.pk, owner.pk, member.pk]))}  # what a writer sends is not trusted
+
+    by_user.delete()
+    assert audiences(meeting) == {tuple(sorted([-team.pk, owner.pk]))}
+    Sharing.objects.filter(pk=by_group.pk).update(group=None, user=outsider)
+    assert audiences(meeting) == {tuple(sorted([owner.pk, outsider.pk]))}
+
+    Meeting.objects.filter(pk=meeting.pk).update(owner=member)
+    assert audiences(meeting) == {tuple(sorted([member.pk, outsider.pk]))}
+
+    moved = Segment.objects.filter(meeting=meeting).first()
+    Segment.objects.filter(pk=moved.pk).update(meeting=other)
+    assert Segment.objects.get(pk=moved.pk).audience == [outsider.pk]
+
+    Segment.objects.filter(pk=moved.pk).update(audience=[member.pk])
+    assert Segment.objects.get(pk=moved.pk).audience == [outsider.pk]
+
+    other.delete()
+    assert not Segment.objects.filter(pk=moved.pk).exists() and audiences(meeting)
+    meeting_id = meeting.pk
+    meeting.delete()  # its shares go with it, and so do its segments
+    assert not Segment.objects.filter(meeting_id=meeting_id).exists() and not Sharing.objects.exists()
+
+
+def test_a_share_added_or_removed_changes_what_the_audience_plan_finds(owner, member, team, audience_plan):
+    meeting = meeting_with_transcript(owner)
+    assert search(member, "kidney").total == 0
+
+    sharing = Sharing.objects.create(meeting=meeting, group=team, created_by=owner)
+    assert search(member, "kidney").total == 1
+
+    sharing.delete()
+    assert search(member, "kidney").total == 0
+    member.groups.add(Group.objects.create(name="Renal"))
+    Sharing.objects.create(meeting=meeting, group=Group.objects.get(name="Renal"), created_by=owner)
+    assert search(member, "kidney").total == 1
+    member.groups.remove(Group.objects.get(name="Renal"))  # leaving the group: the audience needs no change
+    assert search(member, "kidney").total == 0
+
+
+def test_a_stale_audience_never_shows_a_meeting_the_user_may_not_see(owner, member, audience_plan):
+    meeting = meeting_with_transcript(owner)
+    with connection.cursor() as cursor:  # as if a share had been removed behind the triggers' back
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("ALTER TABLE meetings_segment DISABLE TRIGGER meetings_segment_audience")
+        cursor.execute("UPDATE meetings_segment SET audience = %s WHERE meeting_id = %s", [[owner.pk, member.pk], meeting.pk])
+        cursor.execute("ALTER TABLE meetings_segment ENABLE TRIGGER meetings_segment_audience")
+
+    assert search(member, "kidney").total == 0 and search(owner, "kidney").total == 1
+
+
+@pytest.mark.parametrize("statistics", [False, True], ids=["no-statistics", "analyzed"])
+def test_the_audience_plan_gives_the_newest_matches_first_and_exact_counts(owner, member, team, small_cap, audience_plan, statistics):
+    days = list(range(0, 400, 10))
+    random.Random(5).shuffle(days)
+    filler = [("SPEAKER_00", i * 1_000, i * 1_000 + 900, "Nothing new on the ward today.") for i in range(4)]
+    quokka = [("SPEAKER_01", 9_000, 10_000, "A quokka and a quokka."), ("SPEAKER_00", 10_000, 11_000, "The quokka file.")]
+    with_word = dated_meetings(owner, days[:7], filler + quokka)
+    dated_meetings(owner, days[7:], filler)
+    dated_meetings(member, [500], quokka)  # newer, but not shared
+    for meeting in with_word:
+        Sharing.objects.create(meeting=meeting, group=team, created_by=owner)
+    if statistics:
+        analyze()
+
+    with CaptureQueriesContext(connection) as queries:
+        page = search(owner, "quokka", limit=small_cap)
+
+    assert "audience &&" in queries[-1]["sql"]
+    newest = {f"Day {day}" for day in sorted(days[:7])[-5:]}  # two matches a meeting, ten ranked
+    assert {hit.meeting_title for hit in page.hits} == newest
+    assert [hit.start_ms for hit in page.hits[:5]] == [9_000] * 5  # best first, then newest first
+    assert [hit.meeting_date for hit in page.hits[:5]] == sorted((hit.meeting_date for hit in page.hits[:5]), reverse=True)
+    assert (page.total, page.total_is_estimate, page.ranked) == (14, False, small_cap)
+    assert search(member, "quokka").total == 16
