@@ -26,7 +26,7 @@ from benchmarks.search_data import BOARD, END, PHRASES, TAIL, VOCAB, YEARS, fill
 
 QUERIES_PER_KIND = 25
 REPEATS = 3
-TODAY = "2026-12-01"
+TODAY = date.today().isoformat()
 
 
 def setup_django(db_name: str, keep: bool) -> None:
