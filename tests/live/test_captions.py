@@ -263,7 +263,7 @@ async def test_a_caption_worker_keeps_serving_after_its_channel_layer_fails_for_
     try:
         reply = await layer.new_channel()
         await layer.send(conf.worker_channel(), {"type": "caption.open", "stream_id": "after", "reply_channel": reply, "delay_ms": 480})
-        while not any(e["kind"] == "opened" for e in (await asyncio.wait_for(layer.receive(reply), 60))["events"]):
+        while not any(e["kind"] == "opened" for e in (await asyncio.wait_for(layer.receive(reply), 60))["items"]):
             pass
         assert layer.failures == 0 and not serving.done() and "after" in worker.streams
     finally:
@@ -288,7 +288,7 @@ async def test_a_caption_worker_frees_the_slot_of_a_released_stream_and_of_one_n
     async def opened(stream_id: str) -> None:
         reply = await layer.new_channel()
         await layer.send(conf.worker_channel(), {"type": "caption.open", "stream_id": stream_id, "reply_channel": reply, "delay_ms": 480})
-        while not any(e["kind"] == "opened" for e in (await asyncio.wait_for(layer.receive(reply), 120))["events"]):
+        while not any(e["kind"] == "opened" for e in (await asyncio.wait_for(layer.receive(reply), 120))["items"]):
             pass
         assert stream_id in worker.streams
 

@@ -6,13 +6,13 @@ import pytest
 from channels.layers import InMemoryChannelLayer
 
 from transcription.live import engine_bridge
-from transcription.live.engine_bridge import WORKER_LINKS, RemoteStream
+from transcription.live.engine_bridge import RemoteStream, worker_link
 
 
 async def linked_stream(layer, worker: str, events: list) -> RemoteStream:
     """A stream as open() leaves it, on `worker`, without a worker process to answer the open."""
     stream = RemoteStream(delay_ms=480, on_event=lambda kind, data: events.append((kind, data)), layer=layer)
-    stream._link = await WORKER_LINKS.link(layer)
+    stream._link = await worker_link(layer)
     stream._link.streams[stream.stream_id] = stream
     stream._worker = worker
     loop = asyncio.get_running_loop()
@@ -46,7 +46,7 @@ async def test_replies_in_one_batch_go_to_each_of_their_streams():
               {"type": "engine.event", "stream_id": "someone-else", "kind": "delta", "text": "?", "start_ms": 0, "end_ms": 80},
               {"type": "engine.event", "stream_id": b.stream_id, "kind": "final", "text": "two", "start_ms": 0, "end_ms": 80},
               {"type": "engine.event", "stream_id": a.stream_id, "kind": "delta", "text": "three", "start_ms": 80, "end_ms": 160}]
-    await layer.send(a._link.channel, {"type": "engine.batch", "events": events})
+    await layer.send(a._link.channel, {"type": "engine.batch", "items": events})
     for _ in range(50):
         if len(got_a) == 2 and got_b:
             break
@@ -102,7 +102,7 @@ async def test_replies_are_read_again_after_the_channel_layer_fails_for_a_while(
     layer = Flaky()
     got = []
     stream = await linked_stream(layer, "worker-a", got)
-    await layer.send(stream._link.channel, {"type": "engine.batch", "events": [
+    await layer.send(stream._link.channel, {"type": "engine.batch", "items": [
         {"type": "engine.event", "stream_id": stream.stream_id, "kind": "delta", "text": "back", "start_ms": 0, "end_ms": 80}]})
     for _ in range(100):
         if got:

@@ -83,14 +83,13 @@ class EngineStream:
         from transcription.engine import EngineAtCapacity as Full
         from transcription.engine import EngineError
 
-        loop = asyncio.get_running_loop()
         try:
             # The registry is read from the database, and a load takes seconds: a thread of its own.
             engine = await database_sync_to_async(engine_host.get_engine, thread_sensitive=False)()
         except engine_host.EngineUnavailable as exc:
             raise EngineUnavailable(f"Live captions are off. {exc} Your audio is still recorded.") from exc
 
-        inbox = ENGINE_INBOXES.inbox(loop)
+        inbox = engine_inbox()
 
         def from_engine_thread(event) -> None:
             inbox.put(self._engine_event, event)
@@ -199,21 +198,32 @@ class EngineInbox:
                 log.exception("engine event not handled")
 
 
-class EngineInboxes:
-    """This process's `EngineInbox`, one per event loop."""
+class PerLoop:
+    """This process's objects that belong to one event loop (tests run many loops), by key; forgotten
+    with their loop."""
 
     def __init__(self):
-        self._inboxes: dict[asyncio.AbstractEventLoop, EngineInbox] = {}
+        self._objects: dict[asyncio.AbstractEventLoop, dict] = {}
         self._lock = threading.Lock()
 
-    def inbox(self, loop: asyncio.AbstractEventLoop) -> EngineInbox:
+    def get(self, key):
         with self._lock:
-            for old in [known for known in self._inboxes if known.is_closed()]:
-                del self._inboxes[old]
-            return self._inboxes.setdefault(loop, EngineInbox(loop))
+            return self._objects.get(asyncio.get_running_loop(), {}).get(key)
+
+    def put(self, key, value):
+        with self._lock:
+            for old in [loop for loop in self._objects if loop.is_closed()]:
+                del self._objects[old]
+            self._objects.setdefault(asyncio.get_running_loop(), {})[key] = value
+        return value
 
 
-ENGINE_INBOXES = EngineInboxes()
+PER_LOOP = PerLoop()
+
+
+def engine_inbox() -> EngineInbox:
+    """The running loop's inbox for engine events."""
+    return PER_LOOP.get(EngineInbox) or PER_LOOP.put(EngineInbox, EngineInbox(asyncio.get_running_loop()))
 
 
 class RemoteStream:
@@ -240,7 +250,7 @@ class RemoteStream:
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
         self._opened, self._closed = loop.create_future(), loop.create_future()
-        self._link = await WORKER_LINKS.link(self.layer)
+        self._link = await worker_link(self.layer)
         self._link.streams[self.stream_id] = self
         request: WorkerOpen = {"type": "caption.open", "stream_id": self.stream_id, "reply_channel": self._link.channel, "delay_ms": self.delay_ms}
         try:
@@ -348,25 +358,14 @@ class WorkerLink:
         self.reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
-        failing = False
-        while True:
-            try:
-                message = await self.layer.receive(self.channel)
-            except Exception as exc:  # Redis restarting: the channel's name stays good, so keep reading it
-                if not failing:
-                    log.warning("caption worker replies not readable, retrying: %r", exc)
-                failing = True
-                await asyncio.sleep(0.5)
+        async for event in channel_items(self.layer, self.channel, "caption worker replies"):
+            stream = self.streams.get(event.get("stream_id"))
+            if stream is None:
                 continue
-            failing = False
-            for event in message.get("events", ()) if message.get("type") == "engine.batch" else (message,):
-                stream = self.streams.get(event.get("stream_id"))
-                if stream is None:
-                    continue
-                try:
-                    stream.handle(event)
-                except Exception:  # one odd reply must not end the stream's captions
-                    log.exception("caption worker reply not understood: %s", event.get("kind"))
+            try:
+                stream.handle(event)
+            except Exception:  # one odd reply must not end the stream's captions
+                log.exception("caption worker reply not understood: %s", event.get("kind"))
 
     async def send(self, worker: str, message: dict) -> None:
         queue = self.queues.setdefault(worker, [])
@@ -411,28 +410,39 @@ class WorkerLink:
                 stream._dropped += 1
 
 
-class WorkerLinks:
-    """This process's `WorkerLink`s: one per channel layer and event loop (tests run many loops)."""
-
-    def __init__(self):
-        self._links: dict[asyncio.AbstractEventLoop, dict[int, WorkerLink]] = {}
-
-    async def link(self, layer) -> WorkerLink:
-        for old in [loop for loop in self._links if loop.is_closed()]:
-            del self._links[old]
-        by_layer = self._links.setdefault(asyncio.get_running_loop(), {})
-        link = by_layer.get(id(layer))
-        if link is None or link.layer is not layer or link.reader.done():
-            # The default prefix matters: channels_redis reads all of a process's own channels through one
-            # queue, and a channel with another prefix would wait behind the other reads forever.
-            channel = await layer.new_channel()
-            link = by_layer.get(id(layer))  # another stream may have made it while this one waited
-            if link is None or link.layer is not layer or link.reader.done():
-                link = by_layer[id(layer)] = WorkerLink(layer, channel)
-        return link
+async def worker_link(layer) -> WorkerLink:
+    """The running loop's `WorkerLink` on `layer`."""
+    link = PER_LOOP.get((WorkerLink, layer))
+    if link is None or link.reader.done():
+        # The default prefix matters: channels_redis reads all of a process's own channels through one
+        # queue, and a channel with another prefix would wait behind the other reads forever.
+        channel = await layer.new_channel()
+        link = PER_LOOP.get((WorkerLink, layer))  # another stream may have made it while this one waited
+        if link is None or link.reader.done():
+            link = PER_LOOP.put((WorkerLink, layer), WorkerLink(layer, channel))
+    return link
 
 
-WORKER_LINKS = WorkerLinks()
+BATCHES = ("caption.batch", "engine.batch")  # events.WorkerBatch, events.WorkerEvents
+
+
+async def channel_items(layer, channel: str, reader: str):
+    """Every message on `channel`, a batch's items one by one. A channel layer that fails for a while
+    (Redis restarting) is read again twice a second: the channel's name stays good, and the process's
+    streams (and a caption worker's engine) are still there when it comes back."""
+    failing = False
+    while True:
+        try:
+            message = await layer.receive(channel)
+        except Exception as exc:
+            if not failing:
+                log.warning("%s cannot read %s, retrying: %r", reader, channel, exc)
+            failing = True
+            await asyncio.sleep(0.5)
+            continue
+        failing = False
+        for item in message["items"] if message.get("type") in BATCHES else (message,):
+            yield item
 
 
 async def tell_worker(layer, worker: str, stream_id: str, kind: str) -> None:

@@ -104,7 +104,7 @@ class WorkerEvents(TypedDict):
     """A caption worker's replies to the streams of one server process, in order."""
 
     type: Literal["engine.batch"]
-    events: list[WorkerEvent]
+    items: list[WorkerEvent]
 
 
 def error(code: str, message: str) -> ErrorEvent:

@@ -10,7 +10,7 @@ import logging
 import time
 
 from . import conf
-from .engine_bridge import EngineStream, EngineUnavailable
+from .engine_bridge import EngineStream, EngineUnavailable, channel_items
 from .events import WorkerEvent, WorkerEvents
 
 log = logging.getLogger(__name__)
@@ -48,25 +48,12 @@ class CaptionWorker:
                 served.stream.abort()
 
     async def listen(self, channel: str) -> None:
-        failing = False
-        while True:
+        # A server's messages come in batches (engine_bridge.WorkerLink); a single one is also understood.
+        async for item in channel_items(self.layer, channel, "caption worker"):
             try:
-                message = await self.layer.receive(channel)
-            except Exception as exc:
-                # Redis restarting: the engine and its streams are still here, and hosts reopen theirs on
-                # this worker once it answers again, with no model to reload; keep listening.
-                if not failing:
-                    log.warning("caption worker cannot read %s, retrying: %r", channel, exc)
-                failing = True
-                await asyncio.sleep(0.5)
-                continue
-            failing = False
-            # A server's messages come in batches (engine_bridge.WorkerLink); a single one is also understood.
-            for item in message.get("items", ()) if message.get("type") == "caption.batch" else (message,):
-                try:
-                    await self.handle(item)
-                except Exception:  # one bad message must not stop the worker
-                    log.exception("caption worker could not handle %s", item.get("type"))
+                await self.handle(item)
+            except Exception:  # one bad message must not stop the worker
+                log.exception("caption worker could not handle %s", item.get("type"))
 
     async def handle(self, message: dict) -> None:
         kind, stream_id = message.get("type"), message.get("stream_id", "")
@@ -127,7 +114,7 @@ class CaptionWorker:
                 channel, event = self.outbox.get_nowait()
                 batches.setdefault(channel, []).append(event)
             for channel, events in batches.items():
-                batch: WorkerEvents = {"type": "engine.batch", "events": events}
+                batch: WorkerEvents = {"type": "engine.batch", "items": events}
                 try:
                     await self.layer.send(channel, batch)
                 except Exception as exc:  # the host's channel is full or gone: its health check will notice
