@@ -109,3 +109,18 @@ async def test_replies_are_read_again_after_the_channel_layer_fails_for_a_while(
             break
         await asyncio.sleep(0.05)
     assert got == [("delta", {"text": "back", "start_ms": 0, "end_ms": 80})]
+
+
+async def test_a_malformed_batch_is_skipped_and_the_replies_after_it_still_arrive():
+    layer = InMemoryChannelLayer()
+    got = []
+    stream = await linked_stream(layer, "worker-a", got)
+    await layer.send(stream._link.channel, {"type": "engine.batch"})  # no items
+    await layer.send(stream._link.channel, {"type": "engine.batch", "items": [
+        {"type": "engine.event", "stream_id": stream.stream_id, "kind": "delta", "text": "after", "start_ms": 0, "end_ms": 80}]})
+    for _ in range(50):
+        if got:
+            break
+        await asyncio.sleep(0.02)
+    assert got == [("delta", {"text": "after", "start_ms": 0, "end_ms": 80})]
+    assert not stream._link.reader.done()

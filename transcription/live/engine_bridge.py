@@ -441,7 +441,7 @@ async def channel_items(layer, channel: str, reader: str):
             await asyncio.sleep(0.5)
             continue
         failing = False
-        for item in message["items"] if message.get("type") in BATCHES else (message,):
+        for item in (message.get("items") or ()) if message.get("type") in BATCHES else (message,):
             yield item
 
 
