@@ -58,8 +58,11 @@ and `admitted_max` (the streams it admits: memory and step-time budget). With ca
 worker publishes its own: `admitted_max` (and `capacity_memory`, `capacity_time`) is their sum,
 `step_ms_p95` the slowest worker's, and `worker_streams` / `worker_capacity` each worker's active
 streams and capacity at the end of the streaming (how the meetings spread over the engines).
-Where the time goes: `fanout_ms_p50/p95`, per counted token, from the host's server sending the caption
-(its `sent_at`) to its arrival at the follower; `engine_wait_ms_p50/p95`, each stream's audio waiting in
+Where the time goes, per counted token: `made_ms_p50/p95`, from the client sending the frame to the engine's
+step that made the token ending (the caption's `made_at`): the way in, the wait for a step and the step;
+`back_ms_p50/p95`, from there to the host's server sending the caption to the followers (its `sent_at`):
+the way back through the caption worker's loop, Redis and the host's server; `fanout_ms_p50/p95`, from
+`sent_at` to the caption's arrival at the follower; `engine_wait_ms_p50/p95`, each stream's audio waiting in
 its engine for a step (`lag_ms` of the engines' health, sampled every second); `server_cores`, the CPU
 each Daphne process and caption worker used over the streaming, in cores (a server near 1.0 is what
 runs out, not the engine).
@@ -229,6 +232,9 @@ class Meeting:
             self.stats["lags"].append((arrived - self.sent[frame]) * 1000)
             if "sent_at" in event:  # stamped by the host's server as it sent the caption to the followers
                 self.stats["fanout"].append((arrived - event["sent_at"]) * 1000)
+            if "made_at" in event and "sent_at" in event:  # stamped by the engine's step that made the words
+                self.stats["made"].append((event["made_at"] - self.sent[frame]) * 1000)
+                self.stats["back"].append((event["sent_at"] - event["made_at"]) * 1000)
 
     async def ping(self) -> None:
         while True:
@@ -280,7 +286,7 @@ async def loop_probe(overshoot: list, stop: asyncio.Event) -> None:
 
 async def client_main(pairs: list[dict], cfg: dict, ready, wait_for_go) -> dict:
     """Open every meeting of this share, tell `ready()`, wait for the common start time, stream, stop."""
-    stats = {"lags": [], "fanout": [], "captions": 0, "finals": 0, "refused": 0, "early": 0, "errors": {}, "send_late": [],
+    stats = {"lags": [], "fanout": [], "made": [], "back": [], "captions": 0, "finals": 0, "refused": 0, "early": 0, "errors": {}, "send_late": [],
              "loop_late": [], "start_ms": [], "meetings": len(pairs)}
     tracks = audio_tracks(cfg["audio"], cfg["seconds"])
     loop = asyncio.get_running_loop()
@@ -364,6 +370,8 @@ def summarise(results: list[dict]) -> dict:
         raise RuntimeError("client process failed: " + "; ".join(failed))
     lags = np.concatenate([np.asarray(r["lags"], float) for r in results])
     fanout = np.concatenate([np.asarray(r["fanout"], float) for r in results])
+    made = np.concatenate([np.asarray(r["made"], float) for r in results])
+    back = np.concatenate([np.asarray(r["back"], float) for r in results])
     send_late = np.concatenate([np.asarray(r["send_late"], float) for r in results])
     loop_late = np.concatenate([np.asarray(r["loop_late"], float) for r in results])
     starts = np.concatenate([np.asarray(r["start_ms"], float) for r in results])
@@ -377,6 +385,7 @@ def summarise(results: list[dict]) -> dict:
         "tokens": int(len(lags)), "captions": sum(r["captions"] for r in results), "finals": sum(r["finals"] for r in results),
         "refused": sum(r["refused"] for r in results), "early": sum(r["early"] for r in results), "errors": errors,
         "start_ms_p95": pct(starts, 95), "fanout_ms_p50": pct(fanout, 50), "fanout_ms_p95": pct(fanout, 95),
+        "made_ms_p50": pct(made, 50), "made_ms_p95": pct(made, 95), "back_ms_p50": pct(back, 50), "back_ms_p95": pct(back, 95),
         "client_send_late_ms_p95": pct(send_late, 95), "client_send_late_ms_max": round(float(send_late.max()), 1) if len(send_late) else None,
         "client_loop_late_ms_p95": pct(loop_late, 95), "client_loop_late_ms_max": round(float(loop_late.max()), 1) if len(loop_late) else None,
     }
@@ -488,7 +497,7 @@ class CaptionWorkers:
         cards = [c.strip() for c in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if c.strip()] or [str(i) for i in range(self.gpus)]
         try:
             for i in range(self.count):
-                env = dict(self.env)
+                env = {**self.env, "SCRIBE_LOG_LEVEL": "INFO"}  # the worker's account of where a frame's time goes
                 if self.gpus:  # the engine takes the first device it sees: its own card
                     env.update(CUDA_VISIBLE_DEVICES=cards[i % self.gpus], SCRIBE_ASR_DEVICE="cuda")
                 self.cards.append(cards[i % self.gpus] if self.gpus else None)

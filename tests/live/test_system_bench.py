@@ -23,6 +23,8 @@ def test_a_caption_reaches_the_follower_with_a_finite_lag_from_the_frame_it_need
     # Never before the frame that completed the token's audio was sent, and not seconds after it.
     assert 0 < row["lag_ms_min"] <= row["lag_ms_p95"] < 5000, row
     assert row["admitted_max"] == 2 and row["step_ms_p95"] is not None, row
+    # The lag splits into its parts: the way to the engine's step, the way back to the host's server, the fan-out.
+    assert 0 < row["made_ms_p50"] <= row["lag_ms_p95"] and row["back_ms_p50"] >= 0 and row["fanout_ms_p50"] >= 0, row
 
 
 @pytest.mark.django_db(transaction=True)
@@ -36,7 +38,10 @@ def test_with_a_caption_worker_the_streams_go_to_it_and_the_run_ends_with_none_l
         assert workers.report()["active_streams"] == 0
     assert row["tokens"] > 0 and row["refused"] == 0 and row["early"] == 0 and not row["errors"], row
     assert row["admitted_max"] == 2 and row["worker_streams"] == [2] and row["step_ms_p95"] is not None, row
+    assert 0 < row["made_ms_p50"] <= row["lag_ms_p95"] and row["back_ms_p50"] >= 0, row
     assert all(proc.poll() is not None for proc in workers.procs)
+    # The worker says where a frame's time went on its way to it.
+    assert "audio from the servers p50" in workers.logs[0].read_text()
 
 
 def test_a_run_whose_streams_do_not_end_says_how_many_are_left():

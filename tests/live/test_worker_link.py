@@ -38,6 +38,17 @@ async def test_a_streams_audio_and_close_reach_its_worker_in_order_in_few_messag
     assert [i["pcm"][0] for i in items if i["stream_id"] == second.stream_id] == list(range(100))
 
 
+async def test_frames_of_many_streams_arriving_one_by_one_share_a_message():
+    # A worker's channel is read one message at a time: a message per frame would fill it at 150 meetings.
+    layer = InMemoryChannelLayer()
+    streams = [await linked_stream(layer, "worker-a", []) for _ in range(8)]
+    for stream in streams:
+        await stream.feed(b"\0" * 2560)
+        await asyncio.sleep(0.001)  # each frame comes on its own, after the send before it has finished
+    first = await asyncio.wait_for(layer.receive("worker-a"), 5)
+    assert len(first["items"]) >= 4, len(first["items"])
+
+
 async def test_replies_in_one_batch_go_to_each_of_their_streams():
     layer = InMemoryChannelLayer()
     got_a, got_b = [], []
@@ -124,3 +135,33 @@ async def test_a_malformed_batch_is_skipped_and_the_replies_after_it_still_arriv
         await asyncio.sleep(0.02)
     assert got == [("delta", {"text": "after", "start_ms": 0, "end_ms": 80})]
     assert not stream._link.reader.done()
+
+
+async def test_a_worker_reads_its_engines_health_once_a_round_for_all_its_streams():
+    # One reading per stream was quadratic in streams, under the engine's lock: at 75 streams it held up
+    # the worker's loop (and every frame and caption on it) for ~25 ms twice a second.
+    from transcription.live.engine_bridge import EngineStream
+    from transcription.live.worker import CaptionWorker, Served
+
+    class Engine:
+        readings = 0
+
+        def health(self):
+            self.readings += 1
+            return {"alive": True, "last_step_at": None, "streams": {i: {"lag_ms": 10 * i} for i in range(20)}}
+
+    class Handle:
+        def __init__(self, i):
+            self.id = i
+
+    engine, worker = Engine(), CaptionWorker(InMemoryChannelLayer())
+    for i in range(20):
+        stream = EngineStream(delay_ms=480, on_event=lambda kind, data: None)
+        stream._engine, stream._stream = engine, Handle(i)
+        worker.streams[f"s{i}"] = Served(stream, "server-a")
+    task = asyncio.create_task(worker.report())
+    await asyncio.sleep(0.7)  # one round (HEALTH_EVERY_S)
+    task.cancel()
+    sent = [worker.outbox.get_nowait() for _ in range(worker.outbox.qsize())]
+    assert engine.readings == 1
+    assert [event["health"]["lag_ms"] for _, event in sent] == [10 * i for i in range(20)]

@@ -1,4 +1,5 @@
 """What a stream reports, and what a transcript holds. Plain frozen dataclasses; `as_dict()` is JSON-ready."""
+import time
 from dataclasses import asdict, dataclass, field
 
 
@@ -48,6 +49,7 @@ class Delta:
     start_ms: int
     end_ms: int
     lag_ms: float  # how long the audio for this text waited in the engine before being transcribed
+    made_at: float = field(default_factory=time.time)  # wall clock (s) when the step that made it ended
     kind: str = field(default="delta", init=False)
 
     def as_dict(self) -> dict:

@@ -199,25 +199,28 @@ class Scheduler:
 
     def health(self) -> dict:
         now = time.monotonic()
-        with self.cond:
-            times = sorted(self.step_ms)
-            return {
-                "alive": self.thread.is_alive() and self.dead is None,
-                "error": None if self.dead is None else str(self.dead),
-                "last_step_at": self.last_step_at,  # time.time() of the last completed step, None before any
-                "steps": self.steps,
-                "step_ms_p50": _pct(times, 50),
-                "step_ms_p95": _pct(times, 95),
-                "batch_mean": float(np.mean(self.batch_sizes)) if self.batch_sizes else 0.0,
-                "active_streams": len(self.streams),
-                "capacity": min(self.slots, self.step_model.max_rows()),  # what the engine admits
-                "capacity_memory": self.slots,  # stream caches that fit in GPU memory
-                "capacity_time": self.step_model.max_rows(),  # rows whose step stays within the budget
-                "step_budget_ms": self.step_model.budget_ms,
-                "step_ms_by_batch": self.step_model.figures(),
-                "streams": {s.id: {"lag_ms": round(s.lag_ms(now), 1), "backlog_ms": s.backlog_steps() * STEP_MS,
-                                   "delay_ms": s.delay_ms} for s in self.streams},
-            }
+        with self.cond:  # held briefly: the engine thread takes it to start every step
+            times, sizes, time_rows = list(self.step_ms), list(self.batch_sizes), self.step_model.max_rows()
+            streams = {s.id: {"lag_ms": round(s.lag_ms(now), 1), "backlog_ms": s.backlog_steps() * STEP_MS,
+                              "delay_ms": s.delay_ms} for s in self.streams}
+            figures = self.step_model.figures()
+        times.sort()
+        return {
+            "alive": self.thread.is_alive() and self.dead is None,
+            "error": None if self.dead is None else str(self.dead),
+            "last_step_at": self.last_step_at,  # time.time() of the last completed step, None before any
+            "steps": self.steps,
+            "step_ms_p50": _pct(times, 50),
+            "step_ms_p95": _pct(times, 95),
+            "batch_mean": float(np.mean(sizes)) if sizes else 0.0,
+            "active_streams": len(streams),
+            "capacity": min(self.slots, time_rows),  # what the engine admits
+            "capacity_memory": self.slots,  # stream caches that fit in GPU memory
+            "capacity_time": time_rows,  # rows whose step stays within the budget
+            "step_budget_ms": self.step_model.budget_ms,
+            "step_ms_by_batch": figures,
+            "streams": streams,
+        }
 
 
 def _pct(sorted_values, q):

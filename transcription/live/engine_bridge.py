@@ -107,14 +107,14 @@ class EngineStream:
         if event.kind == "delta":
             self._last_text_at = time.monotonic()
             for caption in self.lines.add(event.text, event.start_ms, event.end_ms):
-                self._publish(caption)
+                self._publish(caption, event.made_at)
         elif event.kind == "final":
             self._flush()
         elif event.kind == "error":
             self.on_event("failed", {"message": event.message})
 
-    def _publish(self, caption: Caption) -> None:
-        data = {"text": caption.text, "start_ms": caption.start_ms, "end_ms": caption.end_ms}
+    def _publish(self, caption: Caption, made_at: float | None = None) -> None:
+        data = {"text": caption.text, "start_ms": caption.start_ms, "end_ms": caption.end_ms, "made_at": made_at or time.time()}
         if caption.final:
             data["words"] = words_pack(caption.words)
         self.on_event("final" if caption.final else "delta", data)
@@ -129,7 +129,7 @@ class EngineStream:
             if self.lines.text and time.monotonic() - self._last_text_at > self.QUIET_FLUSH_S:
                 self._flush()
 
-    async def feed(self, pcm: bytes) -> None:
+    async def feed(self, pcm: bytes, received_at: float | None = None) -> None:
         from transcription.engine import EngineError
 
         try:
@@ -155,10 +155,15 @@ class EngineStream:
             self._stream.abort()
             self._flusher.cancel()
 
-    def health(self) -> EngineHealth:
+    def health(self, readings: dict | None = None) -> EngineHealth:
+        """`readings`: engine health already read this round, by engine, shared by the streams of a caption
+        worker (one reading covers all of an engine's streams; one per stream was quadratic in streams)."""
         if self._engine is None:
             return {"ready": False, "last_step_age_ms": None, "lag_ms": 0, "stalled": False}
-        info = self._engine.health()
+        if readings is None:
+            info = self._engine.health()
+        else:
+            info = readings.get(id(self._engine)) or readings.setdefault(id(self._engine), self._engine.health())
         lag = int(info["streams"].get(self._stream.id, {}).get("lag_ms", 0))
         age = None if info["last_step_at"] is None else int((time.time() - info["last_step_at"]) * 1000)
         health: EngineHealth = {"ready": True, "last_step_age_ms": age, "lag_ms": lag, "stalled": False}
@@ -283,10 +288,12 @@ class RemoteStream:
             self._closed.set_result(True)
         elif kind in ("delta", "final", "failed"):
             self._health_at = time.monotonic()
-            self.on_event(kind, {k: message[k] for k in ("text", "start_ms", "end_ms", "words", "message") if k in message})
+            self.on_event(kind, {k: message[k] for k in ("text", "start_ms", "end_ms", "words", "message", "made_at") if k in message})
 
-    async def feed(self, pcm: bytes) -> None:
+    async def feed(self, pcm: bytes, received_at: float | None = None) -> None:
         audio: WorkerAudio = {"type": "caption.audio", "stream_id": self.stream_id, "pcm": pcm}
+        if received_at is not None:
+            audio["at"] = received_at
         await self._link.send(self._worker, audio)
 
     async def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
@@ -340,8 +347,12 @@ class WorkerLink:
 
     One channel-layer message per frame and per caption meant about 4,000 Redis round trips a second
     each way for 150 meetings, and a caption worker spent most of its time on them. Here the messages
-    for a worker wait in a queue while a send to it is under way, then go as one batch: no wait when
-    traffic is light, few messages when it is heavy. A stream's messages keep their order (one queue
+    for a worker wait in a queue while a send to it is under way, then go as one batch. A send alone
+    is too quick to gather much: a worker still took one message per frame, and channels_redis reads
+    a channel one message at a time (four round trips each), so at ~1,000 frames a second its channel
+    filled and frames waited 100-300 ms for room. So the first message of a batch also waits
+    LINGER_S for others: the worker's engine steps every 80 ms, and a frame that came a little
+    earlier would only wait for the step instead. A stream's messages keep their order (one queue
     and one sender per worker). Replies come to one channel of this process, read by a task of its
     own (a host consumer may be busy awaiting open() or close() and must not have to dispatch the
     very answer it waits for), and are handed to their streams by id.
@@ -349,6 +360,7 @@ class WorkerLink:
 
     MAX_BATCH = 64  # frames of ~2.5 kB: a message stays small for Redis
     MAX_WAITING = 1024  # messages queued for one worker before feeders wait (holding up their sockets' reads)
+    LINGER_S = 0.02  # how long a batch's first message waits for others
 
     def __init__(self, layer, channel: str):
         self.layer, self.channel = layer, channel
@@ -381,6 +393,8 @@ class WorkerLink:
         queue = self.queues[worker]
         try:
             while queue:
+                if len(queue) < self.MAX_BATCH:
+                    await asyncio.sleep(self.LINGER_S)
                 batch = queue[:self.MAX_BATCH]
                 del queue[:self.MAX_BATCH]
                 if not await self._send_batch(worker, batch):

@@ -28,7 +28,8 @@ class CaptionEvent(TypedDict):
     text: str
     start_ms: int
     end_ms: int
-    sent_at: float  # server wall clock (s) when the engine emitted it, to show caption lag
+    sent_at: float  # server wall clock (s) when the host's server sent it to the followers, to show caption lag
+    made_at: NotRequired[float]  # wall clock (s) when the engine made its newest words (same host as sent_at)
     late: NotRequired[bool]  # made from audio the host page resent after a connection drop
 
 
@@ -68,6 +69,7 @@ class WorkerAudio(TypedDict):
     type: Literal["caption.audio"]
     stream_id: str
     pcm: bytes
+    at: NotRequired[float]  # wall clock (s) when the host's server received the frame: the worker times its way there
 
 
 class WorkerClose(TypedDict):

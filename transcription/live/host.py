@@ -121,6 +121,7 @@ class HostConsumer(LiveSocket):
         await super().receive_message(kind, message)
 
     async def receive_audio(self, pcm: bytes):
+        received_at = time.time()
         if not self.started:
             return await self.send_json(error("not_started", "Audio arrived before the session started; it was ignored."))
         if not pcm or len(pcm) > MAX_FRAME_BYTES or len(pcm) % 2:
@@ -143,7 +144,7 @@ class HostConsumer(LiveSocket):
         if self.replaying is not None:
             self.replaying.append(pcm)
         elif self.stream is not None:
-            await self.stream.feed(pcm)
+            await self.stream.feed(pcm, received_at)
 
     async def frames_from(self, message: dict):
         """`{"type": "frames", "seq": n, "late": k}`: the next binary frame is seq n, and k frames from
@@ -297,6 +298,8 @@ class HostConsumer(LiveSocket):
                                                           end_ms=end_ms, words=words)
         event: CaptionEvent = {"type": "caption", "final": final, "seq": self.final_seq, "text": text,
                                "start_ms": start_ms, "end_ms": end_ms, "sent_at": time.time()}
+        if data.get("made_at"):
+            event["made_at"] = data["made_at"]
         if self.late_until_ms and end_ms - self.offset_ms <= self.late_until_ms:
             event["late"] = True
         await self.channel_layer.group_send(group_name(self.meeting_id), event)

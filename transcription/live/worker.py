@@ -8,6 +8,9 @@ channel, so a stream stays on one engine. Caption lines and health go back to th
 import asyncio
 import logging
 import time
+from collections import deque
+
+import numpy as np
 
 from . import conf
 from .engine_bridge import EngineStream, EngineUnavailable, channel_items
@@ -17,6 +20,24 @@ log = logging.getLogger(__name__)
 MAX_HOPS = 3  # a full worker passes an open request on at most this many times
 HEALTH_EVERY_S = 0.5  # the host takes a worker silent for 2 s for dead (engine_bridge.SILENT_WORKER_S)
 ORPHAN_AFTER_S = 15  # no audio, keepalive or close for this long (hosts send one every beat): the host's server is gone
+ACCOUNT_EVERY_S = 10  # how often a busy worker logs where its time goes
+
+
+class Latencies:
+    """Recent figures of one kind, in ms, summed up and forgotten by `summary()`."""
+
+    def __init__(self, keep: int = 8192):
+        self.values: deque[float] = deque(maxlen=keep)
+
+    def add(self, ms: float) -> None:
+        self.values.append(ms)
+
+    def summary(self) -> str:
+        if not self.values:
+            return "none"
+        values, _ = np.fromiter(self.values, float), self.values.clear()
+        p50, p95 = np.percentile(values, [50, 95])
+        return f"p50 {p50:.0f} / p95 {p95:.0f} / max {values.max():.0f} ms over {len(values)}"
 
 
 class Served:
@@ -31,6 +52,9 @@ class CaptionWorker:
         self.streams: dict[str, Served] = {}
         self.channel = ""
         self.outbox: asyncio.Queue = asyncio.Queue()  # one sender keeps each stream's events in order
+        # Where a frame's time goes before the engine: from its host's server to this loop, and this
+        # loop's own lateness (a busy loop delays every frame and caption it moves).
+        self.inbound, self.loop_late = Latencies(), Latencies()
 
     async def serve(self, *, ready: asyncio.Event | None = None) -> None:
         self.channel = await self.layer.new_channel()
@@ -38,7 +62,7 @@ class CaptionWorker:
         if ready:
             ready.set()
         tasks = [asyncio.create_task(self.listen(conf.worker_channel())), asyncio.create_task(self.listen(self.channel)),
-                 asyncio.create_task(self.report()), asyncio.create_task(self.send_replies())]
+                 asyncio.create_task(self.report()), asyncio.create_task(self.send_replies()), asyncio.create_task(self.watch_loop())]
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -64,6 +88,8 @@ class CaptionWorker:
             return
         served.last_heard = time.monotonic()
         if kind == "caption.audio":
+            if "at" in message:
+                self.inbound.add((time.time() - message["at"]) * 1000)
             await served.stream.feed(message["pcm"])
         elif kind == "caption.close":
             del self.streams[stream_id]
@@ -120,14 +146,29 @@ class CaptionWorker:
                 except Exception as exc:  # the host's channel is full or gone: its health check will notice
                     log.warning("caption worker reply to %s not sent: %s", channel, exc)
 
+    async def watch_loop(self) -> None:
+        """How late this loop wakes a 50 ms timer."""
+        while True:
+            asked = time.monotonic()
+            await asyncio.sleep(0.05)
+            self.loop_late.add((time.monotonic() - asked - 0.05) * 1000)
+
     async def report(self) -> None:
-        """Health of every stream to its host twice a second; drop streams whose host went away."""
+        """Health of every stream to its host twice a second; drop streams whose host went away; every
+        ACCOUNT_EVERY_S while audio comes, a line in the log saying where a frame's time went."""
+        accounted = time.monotonic()
         while True:
             await asyncio.sleep(HEALTH_EVERY_S)
             now = time.monotonic()
+            # Also once the last stream has gone, for the figures of its last seconds.
+            if self.inbound.values and (now - accounted >= ACCOUNT_EVERY_S or not self.streams):
+                accounted = now
+                log.info("caption worker: %d streams; audio from the servers %s; loop late %s", len(self.streams),
+                         self.inbound.summary(), self.loop_late.summary())
+            readings: dict = {}
             for stream_id, served in list(self.streams.items()):
                 if now - served.last_heard > ORPHAN_AFTER_S:
                     self.drop(stream_id, f"nothing heard from its host for {ORPHAN_AFTER_S} s")
                     continue
-                self.reply(served.reply_channel, stream_id, "health", health=served.stream.health())
+                self.reply(served.reply_channel, stream_id, "health", health=served.stream.health(readings))
 

@@ -263,7 +263,9 @@ export class CaptionView {
     } else if (event.seq >= this.lastSeq) {
       this.partial.textContent = event.text;
     }
-    if (event.sent_at && !event.late && this.audioArriving()) this.showLag(this.clock() + offsetMs - event.sent_at * 1000);
+    // From the engine making the words (made_at), so the figure includes their way back through the site.
+    const madeAt = event.made_at || event.sent_at;
+    if (madeAt && !event.late && this.audioArriving()) this.showLag(this.clock() + offsetMs - madeAt * 1000);
     if (!this.scrollPaused) this.scrollToEnd();
   }
 
