@@ -151,8 +151,6 @@ def _top_speakers(activations, count):
 def reconstruct(segmentations, hard_clusters: np.ndarray, count):
     """`SpeakerDiarization.reconstruct`: each window's local speakers merged into their clusters (max of
     their activations), then `to_diarization`."""
-    from pyannote.core import SlidingWindowFeature
-
     data = segmentations.data
     num_chunks, num_frames, local_speakers = data.shape
     num_clusters = int(np.max(hard_clusters)) + 1
