@@ -261,14 +261,16 @@ class Meeting_:
     def restart_server(self, fault: str) -> dict:
         """SIGKILL the server and start it again on the same address; both pages reconnect by themselves.
         resume_s runs from the server listening again."""
-        down = time.monotonic()
+        down, killed = time.monotonic(), self.now_ms()
         self.server.kill()
         self.follower.locator("#host-status", has_text="Connection to the server lost").wait_for(timeout=15_000)
         self.server.start()
         back = self.now_ms()
         self.host.get_by_text("Live: your audio is being captioned and recorded.").wait_for(timeout=120_000)
         row = self.record(fault, "both", time.monotonic() - down, back)
-        print(f"{fault}:", restart_timing(self, back, back + row["resume_s"] * 1000))
+        caption = back + row["resume_s"] * 1000
+        print(f"{fault}: kill→caption at the follower {caption - killed:.0f} ms, kill→Daphne start {back - killed - self.server.start_s * 1000:.0f} ms;",
+              restart_timing(self, back, caption))
         return row
 
     def stop(self) -> tuple[int, int, int]:

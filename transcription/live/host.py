@@ -17,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from channels.layers import get_channel_layer
+from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from meetings.access import OWNER
 from meetings.models import Meeting
@@ -74,7 +75,8 @@ class HostConsumer(LiveSocket):
         while not await self.redis.set(key, self.channel_name, nx=True, ex=LOCK_TTL_S):
             holder = await self.redis.get(key)
             # A killed server's socket never lets go: waiting for it would only delay the page coming back.
-            alive = holder is not None and await self.redis.get(redis_key("host-alive", self.meeting_id)) == holder
+            alive = (holder is not None and await self.redis.get(redis_key("host-alive", self.meeting_id)) == holder
+                     and await self.listened_to(holder))
             if holder and holder != told:
                 told = holder
                 await self.channel_layer.send(holder.decode(), {"type": "host.takeover"})
@@ -84,6 +86,18 @@ class HostConsumer(LiveSocket):
                 await self.redis.set(key, self.channel_name, ex=LOCK_TTL_S)
                 break
         self.alive_marker = asyncio.create_task(self.mark_alive())
+
+    async def listened_to(self, channel: bytes) -> bool:
+        """Whether a server still reads `channel`. On the pub/sub layer a socket's channel is a subscription
+        of its server's Redis connection, which the kernel closes the moment that server dies: a holder
+        whose channel has no subscriber is gone, even while its alive mark has a second or two to run."""
+        if not isinstance(self.channel_layer, RedisPubSubChannelLayer):
+            return True
+        try:
+            [(_, subscribers)] = await self.redis.pubsub_numsub(channel)
+        except Exception:  # cannot tell: the alive mark decides
+            return True
+        return subscribers > 0
 
     async def mark_alive(self):
         """While this socket holds the lock: from taking it (an engine may take seconds to open) to letting go."""
