@@ -294,6 +294,20 @@ class Meeting_:
             path.write_text(json.dumps(rows + self.results, indent=1) + "\n")
 
 
+def reload_timing(live, old_last_ms: float, after: dict) -> str:
+    """Where a reload's uncaptured time went: the old page going, the new page arriving and running, the
+    microphone (asked for before the page is parsed where the browser allows it: a negative step), the
+    audio graph, the first frame's audio (80 ms before the frame is whole)."""
+    nav = live.host.evaluate("(() => { const n = performance.getEntriesByType('navigation')[0]; "
+                             "return {start: performance.timeOrigin, response: performance.timeOrigin + n.responseEnd, "
+                             "parsed: performance.timeOrigin + n.domInteractive}; })()")
+    marks = [("old page's last frame→navigation start", old_last_ms, nav["start"]), ("→page received", nav["start"], nav["response"]),
+             ("→parsed", nav["response"], nav["parsed"]), ("→microphone asked for", nav["parsed"], after["askedAt"]),
+             ("→microphone open", after["askedAt"], after["micAt"]),
+             ("→audio graph running", after["micAt"], after["graphAt"]), ("→first sample", after["graphAt"], after["firstAt"] - FRAME_MS)]
+    return ", ".join(f"{name} {end - start:.0f} ms" for name, start, end in marks)
+
+
 def restart_timing(live, listening_ms: float, caption_ms: float) -> str:
     """Where a restart's resume went: the page's backoff wait, the session's start, the first caption."""
     stats = live.stats()
@@ -312,7 +326,6 @@ def test_captions_survive_drops_a_reload_and_server_crashes_losing_no_audio(brow
     live.record("network drop", "both", 90, live.drop("both", 90))
 
     # A reload of the host page: the page comes back and continues the same session and recording.
-    before = live.stats()
     live.host.reload()
     live.host.wait_for_timeout(3000)
     if live.host.get_by_role("button", name="Start live captions").is_enabled():  # the browser did not let it resume alone
@@ -321,13 +334,15 @@ def test_captions_survive_drops_a_reload_and_server_crashes_losing_no_audio(brow
     back = live.now_ms()
     live.follower.locator("#host-status", has_text="The host is live.").wait_for(timeout=30_000)
     after = live.stats()
+    # The old page's figures up to its last moment (it kept capturing while the reload began); frames it
+    # captured that never reached the recording count as lost in settled_loss_ms.
+    before = live.host.evaluate("JSON.parse(sessionStorage.getItem('scribe-live-previous-capture'))")
     live.captured_before += before["captured"]
     # Nothing can capture while no page is open: that time is lost, and counted here.
-    live.capture_gap_ms += max(0, after["firstAt"] - before["lastAt"] - FRAME_MS)
+    gap_ms = after["firstAt"] - FRAME_MS - before["lastAt"]
+    live.capture_gap_ms += max(0, gap_ms)
     live.record("host reload", "host", (after["firstAt"] - before["lastAt"]) / 1000, back)
-    page_start = after["firstAt"] - FRAME_MS - live.host.evaluate("performance.timeOrigin")
-    print(f"host reload: no page captured for {after['firstAt'] - before['lastAt'] - FRAME_MS:.0f} ms, "
-          f"{page_start:.0f} ms of it from the new page's navigation to its first sample")
+    print(f"host reload: no page captured for {gap_ms:.0f} ms; {reload_timing(live, before['lastAt'], after)}")
 
     # The server dies and comes back on the same address; both pages reconnect by themselves.
     live.restart_server("server restart (engine in the server)")
