@@ -4,7 +4,8 @@ One Daphne with the tiny random-weight model on the CPU, a host page whose fake 
 espeak-ng speech, and a follower page, in separate browser contexts so each can lose its network on
 its own (`BrowserContext.set_offline`). Drops of 2 s and 12 s on the host, the follower and both,
 and of 90 s on both at once, really happen; so do a reload of the host page, a SIGKILL of the server, and a restart of Redis (a
-private redis-server on a free port that this test starts and restarts; the shared one is never touched). A 10-minute
+private redis-server on a free port that this test starts and restarts; the shared one is never touched), the last two
+both with the engine in the server and in the production layout (two caption workers, one of them killed as well). A 10-minute
 outage is not waited out here (the suite must stay short on a 2-core box): it is modelled by
 checking that the host page keeps that much audio (`maxKeptMs`), which the drops above show is then
 sent and appended exactly once. Each fault's figures go to `benchmarks/live_faults.py`'s results file
