@@ -271,6 +271,10 @@ class HostConsumer(LiveSocket):
             if self.stream is None:
                 tell_page = False  # told once; the status line keeps saying it
                 await asyncio.sleep(REOPEN_RETRY_S)
+        if self.stream is not None and not self.started:  # the session ended while the stream opened: free its slot
+            await self.forget_stream()
+            await self.stream.abandon()
+            self.stream = None
         if self.stream is None:
             return
         self.engine_message = ""
