@@ -12,7 +12,8 @@ of objects, one per fault, each with the device and date of the run that measure
 
 The default run replaces every row but the long outage's; `--longhaul` runs only the long outage
 (marker `longhaul`, left out of the default test run) and replaces only its row, so the file holds
-the figures of both runs.
+the figures of both runs. A file not written yet today starts from the latest earlier one, so the
+long outage's row (with its own date) is carried over until it is measured again.
 """
 import argparse
 import datetime
@@ -36,6 +37,15 @@ def merged(old: list[dict], new: list[dict], *, longhaul: bool) -> list[dict]:
     return kept + new if longhaul else new + kept
 
 
+def previous_results(out: Path) -> Path | None:
+    """The file whose rows a run merges with: `out` itself, or on a new day the latest earlier results,
+    so that the row of a long-haul run (measured on another day, and dated so) is carried over."""
+    if out.exists():
+        return out
+    earlier = sorted(p for p in out.parent.glob("live-faults-*.json") if ".raw" not in p.name and p.name < out.name)
+    return earlier[-1] if earlier else None
+
+
 def main() -> int:
     today = datetime.date.today().isoformat()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -53,7 +63,7 @@ def main() -> int:
     device = f"CPU only ({os.cpu_count()} cores, {platform.processor() or platform.machine()}), tiny random-weight model"
     rows = [{**row, "device": device, "date": today} for row in json.loads(raw.read_text())]
     raw.unlink()
-    old = json.loads(args.out.read_text()) if args.out.exists() else []
+    old = json.loads(previous_results(args.out).read_text()) if previous_results(args.out) else []
     rows = merged(old, rows, longhaul=args.longhaul)
     args.out.write_text(json.dumps(rows, indent=1) + "\n")
     print(f"{'fault':48} {'side':9} {'outage_s':>8} {'resume_s':>8} {'lost_ms':>8} {'dup':>4} {'miss':>4}")

@@ -64,6 +64,28 @@ async def test_resent_frames_are_appended_once_and_the_session_survives_a_drop(s
     assert (await Meeting.objects.aget(pk=shared_meeting.pk)).status == Meeting.Status.PROCESSING
 
 
+async def test_a_host_back_after_its_server_was_killed_does_not_wait_for_the_dead_servers_socket(shared_meeting, owner, no_engine):
+    import time
+
+    import redis.asyncio as aioredis
+    from django.conf import settings
+
+    from transcription.live.consumers import redis_key
+
+    # The killed server's socket still holds the lock and its alive mark has two seconds to run, but
+    # its channel died with the server's Redis connection: nothing subscribes to it any more.
+    dead = "scribe-live-specific.0123456789abcdef0123456789abcdef"
+    client = aioredis.from_url(settings.REDIS_URL)
+    await client.set(redis_key("host", shared_meeting.pk), dead, ex=10)
+    await client.set(redis_key("host-alive", shared_meeting.pk), dead, px=2000)
+    await client.aclose()
+    began = time.monotonic()
+    host, started = await start_host(owner, shared_meeting)
+    assert started["type"] == "started" and time.monotonic() - began < 1.5, time.monotonic() - began
+    await host.send({"type": "stop"})
+    await host.receive_until(lambda m: m["type"] == "ended")
+
+
 async def test_a_reloaded_page_continues_the_same_recording_with_a_new_capture(shared_meeting, owner, no_engine):
     host, _ = await start_host(owner, shared_meeting)
     for seq in range(1, 11):

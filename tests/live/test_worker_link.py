@@ -81,6 +81,40 @@ async def test_a_worker_that_takes_nothing_costs_its_streams_their_audio_and_say
     assert stream._dropped > 0
     assert "falling behind" in stream.health()["message"]
     assert not stream._link.queues["stuck-worker"]  # nothing left waiting behind a worker that takes nothing
+    assert stream.gone()  # the host reopens it, on another worker where one exists, with what it missed
+
+
+class RestartingRedisLayer(InMemoryChannelLayer):
+    """A channel layer whose Redis has just restarted: the first `stale` sends fail, as each connection
+    the pool kept does once; then sends go through."""
+
+    def __init__(self, stale: int):
+        super().__init__()
+        self.stale = stale
+
+    async def send(self, channel, message):
+        if self.stale:
+            self.stale -= 1
+            raise ConnectionError("Connection closed by server.")
+        await super().send(channel, message)
+
+
+async def test_audio_that_cannot_reach_its_worker_has_its_stream_taken_for_gone():
+    layer = RestartingRedisLayer(stale=10**6)  # Redis down
+    stream = await linked_stream(layer, "worker-a", [])
+    stream._health_at = asyncio.get_running_loop().time()
+    await stream.feed(b"\0" * 2560)
+    for _ in range(50):
+        if stream._dropped and not stream._link.senders:
+            break
+        await asyncio.sleep(0.05)
+    assert stream.gone()  # its captions would skip that audio: the host reopens it and replays it
+
+
+async def test_a_message_sent_just_after_redis_restarted_is_not_lost_to_a_stale_connection():
+    layer = RestartingRedisLayer(stale=engine_bridge.STALE_CONNECTION_TRIES - 1)
+    await engine_bridge.layer_send(layer, "server-replies", {"type": "engine.batch", "items": [{"kind": "opened"}]})
+    assert (await asyncio.wait_for(layer.receive("server-replies"), 5))["items"] == [{"kind": "opened"}]
 
 
 @pytest.mark.parametrize("servers", [1, 3])

@@ -29,6 +29,7 @@ FULL_RETRIES = 200  # 10 s of waiting for room in a caption worker's channel bef
 # A caption worker reports health twice a second: four reports missed in a row, it is gone. (The host
 # judges only after an on-time tick of its own loop, so a busy server does not take a late read for silence.)
 SILENT_WORKER_S = 2.0
+STALE_CONNECTION_TRIES = 3
 
 
 class EngineUnavailable(Exception):
@@ -259,7 +260,7 @@ class RemoteStream:
         self._link.streams[self.stream_id] = self
         request: WorkerOpen = {"type": "caption.open", "stream_id": self.stream_id, "reply_channel": self._link.channel, "delay_ms": self.delay_ms}
         try:
-            await self.layer.send(conf.worker_channel(), request)
+            await layer_send(self.layer, conf.worker_channel(), request)
             self._worker = await asyncio.wait_for(self._opened, conf.worker_open_seconds())
         except TimeoutError:
             self._stop_reading()
@@ -314,8 +315,10 @@ class RemoteStream:
         return self._worker
 
     def gone(self) -> bool:
-        """The worker has said nothing (no health, no caption) for too long: it died or lost its Redis."""
-        return self._worker is not None and time.monotonic() - self._health_at > SILENT_WORKER_S
+        """The worker has said nothing (no health, no caption) for too long: it died or lost its Redis. Or
+        some of this stream's audio never reached it (Redis restarted, or the worker took nothing for
+        10 s): its captions would skip that audio, which a reopened stream hears again."""
+        return self._worker is not None and (time.monotonic() - self._health_at > SILENT_WORKER_S or self._dropped > 0)
 
     async def keepalive(self) -> None:
         """Tell the worker the host is still there while no audio goes to it (paused)."""
@@ -408,7 +411,7 @@ class WorkerLink:
         for _ in range(FULL_RETRIES):
             try:
                 message: WorkerBatch = {"type": "caption.batch", "items": batch}
-                await self.layer.send(worker, message)
+                await layer_send(self.layer, worker, message)
                 return True
             except ChannelFull:
                 await asyncio.sleep(0.05)
@@ -459,11 +462,27 @@ async def channel_items(layer, channel: str, reader: str):
             yield item
 
 
+async def layer_send(layer, channel: str, message: dict) -> None:
+    """`layer.send`, tried again at once where a connection fails: after Redis restarts, every connection
+    the pool kept fails its first command, and a caption worker's `opened` lost that way would leave its
+    host waiting for an answer that never comes. A Redis still down fails every try; ChannelFull is the
+    caller's to handle."""
+    for attempt in range(STALE_CONNECTION_TRIES):
+        try:
+            return await layer.send(channel, message)
+        except ChannelFull:
+            raise
+        except Exception:
+            if attempt == STALE_CONNECTION_TRIES - 1:
+                raise
+            await asyncio.sleep(0.05)
+
+
 async def tell_worker(layer, worker: str, stream_id: str, kind: str) -> None:
     """Send a stream's caption worker `caption.release` or `caption.keepalive`. Best effort: a worker that is
     gone or full of audio frees the stream by itself (worker.ORPHAN_AFTER_S)."""
     message: WorkerClose = {"type": kind, "stream_id": stream_id}
     try:
-        await layer.send(worker, message)
+        await layer_send(layer, worker, message)
     except Exception as exc:
         log.info("caption worker %s not told %s: %r", worker, kind, exc)

@@ -17,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from channels.layers import get_channel_layer
+from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from meetings.access import OWNER
 from meetings.models import Meeting
@@ -35,6 +36,7 @@ TAKEOVER_WAIT_S = 3
 ALIVE_MS = 2000
 DISCONNECT_FLUSH_S = 5
 REPLAY_FRAMES = 125  # 10 s of 80 ms frames: more than a dead caption worker goes unnoticed
+REOPEN_RETRY_S = 0.5  # as often as the caption workers and the link try a failing channel layer
 AUDIO_QUIET_S = 1.0  # the page sends a frame every 80 ms: this long without one, the host's audio has stopped
 CAPTURE_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 _grace_timers: set[asyncio.Task] = set()  # kept referenced: a task nobody holds may be collected mid-sleep
@@ -73,7 +75,8 @@ class HostConsumer(LiveSocket):
         while not await self.redis.set(key, self.channel_name, nx=True, ex=LOCK_TTL_S):
             holder = await self.redis.get(key)
             # A killed server's socket never lets go: waiting for it would only delay the page coming back.
-            alive = holder is not None and await self.redis.get(redis_key("host-alive", self.meeting_id)) == holder
+            alive = (holder is not None and await self.redis.get(redis_key("host-alive", self.meeting_id)) == holder
+                     and await self.listened_to(holder))
             if holder and holder != told:
                 told = holder
                 await self.channel_layer.send(holder.decode(), {"type": "host.takeover"})
@@ -83,6 +86,18 @@ class HostConsumer(LiveSocket):
                 await self.redis.set(key, self.channel_name, ex=LOCK_TTL_S)
                 break
         self.alive_marker = asyncio.create_task(self.mark_alive())
+
+    async def listened_to(self, channel: bytes) -> bool:
+        """Whether a server still reads `channel`. On the pub/sub layer a socket's channel is a subscription
+        of its server's Redis connection, which the kernel closes the moment that server dies: a holder
+        whose channel has no subscriber is gone, even while its alive mark has a second or two to run."""
+        if not isinstance(self.channel_layer, RedisPubSubChannelLayer):
+            return True
+        try:
+            [(_, subscribers)] = await self.redis.pubsub_numsub(channel)
+        except Exception:  # cannot tell: the alive mark decides
+            return True
+        return subscribers > 0
 
     async def mark_alive(self):
         """While this socket holds the lock: from taking it (an engine may take seconds to open) to letting go."""
@@ -196,7 +211,7 @@ class HostConsumer(LiveSocket):
         self.ticker = asyncio.create_task(self.tick())
         await self.publish_status()
 
-    async def open_engine(self, delay_ms: int):
+    async def open_engine(self, delay_ms: int, *, tell_page: bool = True):
         if conf.engine_mode() == "worker":
             # Caption workers share one queue of streams: the core layer, where one message has one reader.
             stream = RemoteStream(delay_ms=delay_ms, on_event=self.on_engine_event, layer=get_channel_layer())
@@ -207,7 +222,8 @@ class HostConsumer(LiveSocket):
             await stream.open()
         except EngineUnavailable as exc:
             self.engine_message = str(exc)
-            await self.send_json(error(exc.code, str(exc)))
+            if tell_page:
+                await self.send_json(error(exc.code, str(exc)))
         else:
             self.stream = stream
             if isinstance(stream, RemoteStream):
@@ -234,15 +250,32 @@ class HostConsumer(LiveSocket):
                 await self.redis.delete(key)
 
     async def reopen_engine(self):
-        """The caption worker stopped answering (killed, or its host died): open the stream again, on
-        another worker where one exists, and give it the last seconds of audio that the dead one may
-        not have captioned. Their captions are marked late; the recording never stopped."""
+        """The caption worker stopped answering (killed, or its host died) or missed audio (Redis
+        restarted): open the stream again, on another worker where one exists, and give it the last
+        seconds of audio that the old one may not have captioned. Their captions are marked late; the
+        recording never stopped."""
         await self.forget_stream()  # released here, not taken for one a dead server left
         old, self.stream = self.stream, None
+        worker = old.worker
         await old.abandon()
         self.engine_message = "Captions interrupted: the caption worker stopped answering. Reopening on another worker…"
-        await self.publish_status()
-        await self.open_engine(self.delay_ms)
+        with contextlib.suppress(Exception):  # Redis restarting: followers hear of it at the next beat
+            await self.publish_status()
+        tell_page = True
+        while self.started and self.stream is None:
+            # The old stream may be alive on a worker that was only cut off, and hold the only free slot.
+            await tell_worker(old.layer, worker, old.stream_id, "caption.release")
+            try:
+                await self.open_engine(self.delay_ms, tell_page=tell_page)
+            except Exception as exc:  # the channel layer fails while Redis restarts
+                log.info("captions of meeting %s not reopened yet: %r", self.meeting_id, exc)
+            if self.stream is None:
+                tell_page = False  # told once; the status line keeps saying it
+                await asyncio.sleep(REOPEN_RETRY_S)
+        if self.stream is not None and not self.started:  # the session ended while the stream opened: free its slot
+            await self.forget_stream()
+            await self.stream.abandon()
+            self.stream = None
         if self.stream is None:
             return
         self.engine_message = ""

@@ -13,7 +13,7 @@ from collections import deque
 import numpy as np
 
 from . import conf
-from .engine_bridge import EngineStream, EngineUnavailable, channel_items
+from .engine_bridge import EngineStream, EngineUnavailable, channel_items, layer_send
 from .events import WorkerEvent, WorkerEvents
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,10 @@ class CaptionWorker:
         except EngineUnavailable as exc:
             hops = request.get("hops", 0)
             if exc.code == "engine_busy" and hops < MAX_HOPS:
-                return await self.layer.send(conf.worker_channel(), {**request, "hops": hops + 1})
+                try:
+                    return await layer_send(self.layer, conf.worker_channel(), {**request, "hops": hops + 1})
+                except Exception as failed:  # Redis just restarted: a refusal tells the host to ask again now, not after its wait
+                    log.warning("caption worker could not pass stream %s on: %r", stream_id, failed)
             return self.reply(reply, stream_id, "refused", code=exc.code, message=str(exc))
         self.streams[stream_id] = Served(stream, reply)
         log.info("caption stream %s opened", stream_id)
@@ -142,7 +145,7 @@ class CaptionWorker:
             for channel, events in batches.items():
                 batch: WorkerEvents = {"type": "engine.batch", "items": events}
                 try:
-                    await self.layer.send(channel, batch)
+                    await layer_send(self.layer, channel, batch)
                 except Exception as exc:  # the host's channel is full or gone: its health check will notice
                     log.warning("caption worker reply to %s not sent: %s", channel, exc)
 

@@ -1,6 +1,7 @@
 // The host page: microphone → AudioWorklet (16 kHz PCM16, 80 ms frames) → WebSocket, with a level
 // meter, pause/resume and stop. Frames that cannot be sent while reconnecting are kept and sent after.
 import { CaptionView, LiveSocket, MissedFinals } from "./live-common.js";
+import { openMicrophone as openGraph, takeEarly } from "./live-microphone.js";
 
 const root = document.getElementById("live");
 const view = new CaptionView(root);
@@ -26,8 +27,13 @@ let pumpTimer = null;
 let resumeOffered = false;
 let resumed = false; // this capture has been started on the server before: a later start is a resume
 // Read by monitoring and by the fault-injection tests: what this page captured and still keeps.
-// openedAt and startedAt: when the socket last opened and the server last started the session.
-const stats = (root.liveStats = { captured: 0, kept: 0, firstAt: null, lastAt: null, maxKeptMs: MAX_KEPT * FRAME_MS, openedAt: null, startedAt: null });
+// openedAt and startedAt: when the socket last opened and the server last started the session;
+// askedAt, micAt and graphAt: when the microphone was asked for and granted, and the audio graph ran
+// (where a reload's lost time goes).
+const stats = (root.liveStats = { captured: 0, kept: 0, firstAt: null, lastAt: null, maxKeptMs: MAX_KEPT * FRAME_MS, openedAt: null, startedAt: null,
+  askedAt: null, micAt: null, graphAt: null });
+// What the tab's previous page captured, up to its last moment (a reload's loss is counted from there).
+const PREVIOUS_CAPTURE = "scribe-live-previous-capture";
 
 function say(text) {
   el("capture-status").textContent = text;
@@ -57,38 +63,15 @@ async function listDevices() {
 }
 
 async function openMicrophone() {
-  const deviceId = deviceSelect.value;
-  // The audio graph is readied while the browser opens the microphone: after a reload, every
-  // millisecond before the first frame is audio no page captured.
-  const context = new AudioContext();
-  const worklet = context.audioWorklet.addModule(root.dataset.workletUrl);
-  worklet.catch(() => {}); // a failure is thrown below, where it is awaited
-  const stream = await navigator.mediaDevices.getUserMedia({
-    // The browser's call processing (echo cancelling, noise suppression, gain control) would reshape the
-    // speech the model and the recording get; captions want the microphone as it is.
-    audio: {
-      deviceId: deviceId ? { exact: deviceId } : undefined,
-      channelCount: 1,
-      echoCancellation: false,
-      noiseSuppression: false,
-      autoGainControl: false,
-    },
-  }).catch((err) => {
-    context.close();
-    throw err;
-  });
-  await worklet;
-  const node = new AudioWorkletNode(context, "capture-16k");
-  const mute = context.createGain();
-  mute.gain.value = 0; // pulled by the graph, never heard
-  context.createMediaStreamSource(stream).connect(node).connect(mute).connect(context.destination);
-  node.port.onmessage = (event) => frame(event.data);
-  stream.getAudioTracks()[0].addEventListener("ended", () => fail(MIC_ERRORS.AbortError));
+  // A reloaded page may have opened it already, while the page loaded.
+  const audio = (await takeEarly()) || (await openGraph(deviceSelect.value));
+  Object.assign(stats, { askedAt: audio.askedAt, micAt: audio.micAt, graphAt: audio.graphAt });
+  audio.stream.getAudioTracks()[0].addEventListener("ended", () => fail(MIC_ERRORS.AbortError));
   listDevices().catch(() => {}); // names become readable once allowed; frames must not wait for them
-  return { context, stream, node };
+  return audio;
 }
 
-function frame({ pcm, level }) {
+function frame({ pcm, level, at }) {
   el("level").value = Math.min(1, level * 4);
   if (paused || ending || !audio) return;
   if (frames.length >= MAX_KEPT) {
@@ -96,7 +79,7 @@ function frame({ pcm, level }) {
     return warnBacklog();
   }
   frames.push({ seq: nextSeq++, pcm });
-  Object.assign(stats, { captured: nextSeq - 1, kept: frames.length, lastAt: Date.now() });
+  Object.assign(stats, { captured: nextSeq - 1, kept: frames.length, lastAt: at });
   stats.firstAt ??= stats.lastAt;
   if (frames.length === WARN_KEPT) warnBacklog();
   pump();
@@ -244,6 +227,7 @@ async function startCapture() {
   say("Opening the microphone…");
   try {
     audio = await openMicrophone();
+    audio.listen(frame); // frames the graph made while this page loaded come first
   } catch (err) {
     say("Not started.");
     return fail(MIC_ERRORS[err.name] || `The microphone could not be opened (${err.message}).`);
@@ -296,7 +280,15 @@ window.addEventListener("beforeunload", (event) => {
 });
 
 // The page is going (a reload, a navigation): whatever it captured and has not handed to the socket yet goes now.
-window.addEventListener("pagehide", () => pump());
+window.addEventListener("pagehide", () => {
+  pump();
+  if (!stats.captured) return;
+  try {
+    sessionStorage.setItem(PREVIOUS_CAPTURE, JSON.stringify({ captured: stats.captured, lastAt: stats.lastAt }));
+  } catch {
+    // storage full or refused: only the figures are lost, never audio
+  }
+});
 
 socket.connect();
 // A reloaded page of a live meeting opens the microphone at once, not after its socket is up and the
