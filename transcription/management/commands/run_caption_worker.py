@@ -3,7 +3,7 @@ import asyncio
 import logging
 
 from channels.layers import get_channel_layer
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from transcription import engine_host
 from transcription.live.worker import CaptionWorker
@@ -22,8 +22,11 @@ class Command(BaseCommand):
             try:
                 engine = engine_host.get_engine()
             except engine_host.EngineUnavailable as exc:
-                raise CommandError(str(exc)) from exc
-            self.stdout.write(f"Speech engine loaded: {engine.capacity} streams on {engine.device}.")
+                # Served anyway: a host is then told in words why there are no captions (not that no worker
+                # answered), and the model an administrator activates later is loaded for the next meeting.
+                self.stderr.write(f"No speech engine yet: {exc} Serving anyway; each new meeting tries again.")
+            else:
+                self.stdout.write(f"Speech engine loaded: {engine.capacity} streams on {engine.device}.")
         try:
             asyncio.run(CaptionWorker(get_channel_layer()).serve())
         except KeyboardInterrupt:
