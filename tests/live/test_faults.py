@@ -5,7 +5,8 @@ espeak-ng speech, and a follower page, in separate browser contexts so each can 
 its own (`BrowserContext.set_offline`). Drops of 2 s and 12 s on the host, the follower and both,
 and of 90 s on both at once, really happen; so do a reload of the host page, a SIGKILL of the server, and a restart of Redis (a
 private redis-server on a free port that this test starts and restarts; the shared one is never touched), the last two
-both with the engine in the server and in the production layout (two caption workers, one of them killed as well). A 10-minute
+both with the engine in the server (development) and in the layout deploy/up.sh and production run (two caption workers, one of them
+killed as well). A 10-minute
 outage is not waited out here (the suite must stay short on a 2-core box): it is modelled by
 checking that the host page keeps that much audio (`maxKeptMs`), which the drops above show is then
 sent and appended exactly once. Each fault's figures go to `benchmarks/live_faults.py`'s results file
@@ -347,7 +348,9 @@ def test_captions_survive_drops_a_reload_and_server_crashes_losing_no_audio(brow
     print(f"host reload: no page captured for {gap_ms:.0f} ms; {reload_timing(live, before['lastAt'], after)}")
 
     # The server dies and comes back on the same address; both pages reconnect by themselves.
-    live.restart_server("server restart (engine in the server)")
+    # The engine inside the web server (SCRIBE_ASR_LIVE_ENGINE=local) is how tests and development run it; a
+    # restart then reloads the model. deploy/up.sh and production run it in caption workers (the test below).
+    live.restart_server("server restart (engine in the web server: development setup)")
 
     # Redis dies and comes back empty: the sockets stay open, the channel layer resubscribes, captions
     # lost on the way are asked for again by the follower (a status's seq ahead of its own).
