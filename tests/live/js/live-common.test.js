@@ -31,7 +31,7 @@ globalThis.setInterval = (fn, ms) => clock.add(fn, ms, Math.max(1, ms));
 globalThis.clearTimeout = globalThis.clearInterval = (id) => clock.timers.delete(id);
 Date.now = () => clock.now;
 
-const { LiveSocket, CaptionView, MissedFinals, RETRY_CAP_MS, STATUS_STALE_MS, retryDelay } = await import("/static/frontend/js/live-common.js");
+const { LiveSocket, CaptionView, MissedFinals, OFFLINE_RETRY_MS, RETRY_CAP_MS, STATUS_STALE_MS, retryDelay } = await import("/static/frontend/js/live-common.js");
 
 class FakeSocket {
   static all = [];
@@ -74,12 +74,15 @@ function setUp(handlers = {}) {
   FakeSocket.all = [];
   clock.timers.clear();
   const net = new EventTarget();
+  net.up = true; // what the browser says of its network (navigator.onLine)
+  net.addEventListener("offline", () => (net.up = false));
+  net.addEventListener("online", () => (net.up = true));
   const log = [];
   const socket = new LiveSocket("/ws/test", {
     ...handlers,
     state: (state, reason) => log.push(reason ? `${state}:${reason}` : state),
     close: (event, final) => log.push(`close:${final ? "final" : "retry"}:${event.reason}`),
-  }, { WebSocket: FakeSocket, random: () => 0.5, target: net });
+  }, { WebSocket: FakeSocket, random: () => 0.5, target: net, online: () => net.up });
   socket.connect();
   return { socket, net, log };
 }
@@ -195,6 +198,25 @@ test("going offline drops the socket at once and coming online retries at once",
   const before = FakeSocket.all.length;
   net.dispatchEvent(new Event("online"));
   assert(FakeSocket.all.length === before + 1, "no immediate attempt when the network came back");
+  FakeSocket.last.accept();
+  assert(socket.state === "open");
+});
+
+test("while the browser has no network the page tries rarely, and at once when it is back", () => {
+  // Chromium delays a renderer's WebSocket connections by its recent failures: ninety seconds of
+  // attempts every 1.5 s left the page 2-3 s behind the network's return.
+  const { socket, net } = setUp();
+  FakeSocket.last.accept();
+  const before = FakeSocket.all.length;
+  net.dispatchEvent(new Event("offline"));
+  for (let t = 0; t < 90_000; t += 50) {
+    clock.tick(50);
+    if (FakeSocket.last.readyState === 0 && FakeSocket.last.onerror) FakeSocket.last.fail(); // no network: every attempt fails
+  }
+  const attempts = FakeSocket.all.length - before;
+  assert(attempts <= 90_000 / OFFLINE_RETRY_MS + 1, `${attempts} attempts in 90 s offline`);
+  net.dispatchEvent(new Event("online"));
+  assert(FakeSocket.all.length === before + attempts + 1, "no immediate attempt when the network came back");
   FakeSocket.last.accept();
   assert(socket.state === "open");
 });

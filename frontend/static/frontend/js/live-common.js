@@ -12,6 +12,10 @@ export const RETRY_CAP_MS = 1500;
 const PING_MS = 2000;
 const SILENT_MS = 5000; // the server answers every ping: this long without a word means the socket is dead
 const CONNECT_MS = 4000; // an attempt that neither opens nor fails by then (a black-holed network) is dropped
+// While the browser says it has no network, attempts can only fail, and Chromium delays a renderer's new
+// WebSocket connections by its recent failures (up to seconds, still felt once the network is back): the
+// page waits for the `online` event instead, trying this rarely in case the browser's idea is wrong.
+export const OFFLINE_RETRY_MS = 5000;
 
 /** The wait before reconnect attempt `attempt` (0-based): exponential, capped, jittered over its upper half
  * so that every page of a restarted server does not knock at the same instant. */
@@ -22,17 +26,20 @@ export function retryDelay(attempt, random = Math.random) {
 
 export class LiveSocket {
   /** handlers: open(), message(m), close({code, reason}, final), silent(), state(state, reason).
-   * options (for tests): WebSocket, random, target (what fires online/offline). */
-  constructor(path, handlers, { WebSocket: Socket = globalThis.WebSocket, random = Math.random, target = globalThis } = {}) {
+   * options (for tests): WebSocket, random, target (what fires online/offline), online (whether the browser has a network). */
+  constructor(path, handlers, { WebSocket: Socket = globalThis.WebSocket, random = Math.random, target = globalThis,
+    online = () => globalThis.navigator?.onLine !== false } = {}) {
     this.url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${path}`;
     this.handlers = handlers;
     this.Socket = Socket;
     this.random = random;
+    this.online = online;
     this.offsetMs = 0; // server clock minus ours, from ping round trips
     this.state = "idle";
     this.attempt = 0;
     this.ws = null;
     this.retryTimer = null;
+    this.history = []; // the last connection events, [time, what]: how a reconnect went, for support and tests
     this.lastHeard = this.lastPing = Date.now();
     this.timer = setInterval(() => this.beat(), 500);
     target.addEventListener?.("offline", () => this.state !== "reconnecting" && this.lose("offline"));
@@ -50,12 +57,14 @@ export class LiveSocket {
     clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.detach();
+    this.note("attempt");
     const ws = new this.Socket(this.url);
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     this.lastHeard = Date.now();
     this.setState(this.state === "idle" || this.state === "connecting" ? "connecting" : "reconnecting");
     ws.onopen = () => {
+      this.note("open");
       this.attempt = 0;
       this.lastHeard = Date.now();
       this.setState("open");
@@ -92,6 +101,7 @@ export class LiveSocket {
   /** The connection is lost, whatever the cause: tell the page, and try again unless refused for good. */
   lose(reason, code) {
     if (this.state === "closed") return;
+    this.note(code ? `${reason} ${code}` : reason);
     this.detach();
     const final = FINAL_CODES.has(code);
     if (final) {
@@ -101,14 +111,21 @@ export class LiveSocket {
     }
     this.setState("reconnecting", reason);
     this.handlers.close?.({ code, reason }, false);
-    if (this.retryTimer === null) this.retryTimer = setTimeout(() => this.connect(), retryDelay(this.attempt++, this.random));
+    const wait = this.online() ? retryDelay(this.attempt++, this.random) : OFFLINE_RETRY_MS;
+    if (this.retryTimer === null) this.retryTimer = setTimeout(() => this.connect(), wait);
   }
 
   /** The network is back: try at once rather than wait out the backoff. */
   retryNow() {
+    this.note(`online (${this.state})`);
     if (this.state !== "reconnecting") return;
     this.attempt = 0;
     this.connect();
+  }
+
+  note(what) {
+    this.history.push([Date.now(), what]);
+    if (this.history.length > 40) this.history.shift();
   }
 
   get open() {

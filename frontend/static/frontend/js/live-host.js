@@ -195,6 +195,7 @@ const socket = new LiveSocket(root.dataset.socketPath, {
   },
 });
 
+stats.connections = socket.history;
 const missed = new MissedFinals(view, (message) => socket.send(message));
 
 function showEngine(engine) {
