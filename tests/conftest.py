@@ -33,6 +33,18 @@ def no_egress(request):
         pytest.fail("outbound network access was attempted: " + "; ".join(a["what"] for a in attempts), pytrace=False)
 
 
+@pytest.fixture(autouse=True)
+def fresh_channel_layers():
+    """Each test gets channel layers of its own. channels_redis keeps a receive lock per layer, bound to the
+    event loop that first waited on it; each async test runs its own loop, and a reader left over from an
+    earlier test's loop made the next one fail ("bound to a different event loop"). A server process has
+    one loop and never meets this."""
+    from channels.layers import channel_layers
+
+    yield
+    channel_layers.backends = {}
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _end_child_connections(django_db_setup, django_db_blocker):
     """Servers and workers started by tests may leave a connection closing; the test database can only be dropped without them."""

@@ -35,7 +35,8 @@ class Latencies:
     def summary(self) -> str:
         if not self.values:
             return "none"
-        values, _ = np.fromiter(self.values, float), self.values.clear()
+        values = np.fromiter(self.values, float)
+        self.values.clear()
         p50, p95 = np.percentile(values, [50, 95])
         return f"p50 {p50:.0f} / p95 {p95:.0f} / max {values.max():.0f} ms over {len(values)}"
 
