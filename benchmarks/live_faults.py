@@ -63,7 +63,8 @@ def main() -> int:
     device = f"CPU only ({os.cpu_count()} cores, {platform.processor() or platform.machine()}), tiny random-weight model"
     rows = [{**row, "device": device, "date": today} for row in json.loads(raw.read_text())]
     raw.unlink()
-    old = json.loads(previous_results(args.out).read_text()) if previous_results(args.out) else []
+    previous = previous_results(args.out)
+    old = json.loads(previous.read_text()) if previous else []
     rows = merged(old, rows, longhaul=args.longhaul)
     args.out.write_text(json.dumps(rows, indent=1) + "\n")
     print(f"{'fault':48} {'side':9} {'outage_s':>8} {'resume_s':>8} {'lost_ms':>8} {'dup':>4} {'miss':>4}")

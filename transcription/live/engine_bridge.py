@@ -164,7 +164,9 @@ class EngineStream:
         if readings is None:
             info = self._engine.health()
         else:
-            info = readings.get(id(self._engine)) or readings.setdefault(id(self._engine), self._engine.health())
+            if id(self._engine) not in readings:
+                readings[id(self._engine)] = self._engine.health()
+            info = readings[id(self._engine)]
         lag = int(info["streams"].get(self._stream.id, {}).get("lag_ms", 0))
         age = None if info["last_step_at"] is None else int((time.time() - info["last_step_at"]) * 1000)
         health: EngineHealth = {"ready": True, "last_step_age_ms": age, "lag_ms": lag, "stalled": False}

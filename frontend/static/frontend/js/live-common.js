@@ -111,8 +111,9 @@ export class LiveSocket {
     }
     this.setState("reconnecting", reason);
     this.handlers.close?.({ code, reason }, false);
+    if (this.retryTimer !== null) return; // an attempt is already due: the backoff moves on only when one is made
     const wait = this.online() ? retryDelay(this.attempt++, this.random) : OFFLINE_RETRY_MS;
-    if (this.retryTimer === null) this.retryTimer = setTimeout(() => this.connect(), wait);
+    this.retryTimer = setTimeout(() => this.connect(), wait);
   }
 
   /** The network is back: try at once rather than wait out the backoff. */
