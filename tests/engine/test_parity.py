@@ -1,4 +1,6 @@
 """The engine's tokens equal transformers' own, exactly, on the tiny random-weight model (CPU, float32)."""
+import time
+
 import numpy as np
 import pytest
 
@@ -90,3 +92,27 @@ def test_offline_transcription_matches_generate(engine, tiny):
         expected = R.until_eos(R.generate_tokens(model, processor, as_float(pcm), 960), spec.eos_id)
         assert [t.token_id for t in tr.tokens][: len(expected)] == expected
         assert tr.text == spec.decode([t.token_id for t in tr.tokens])
+
+
+def test_a_meeting_keeps_its_captions_when_in_one_round_another_ends_and_a_third_opens_and_is_dropped(engine, tiny):
+    """A host that reconnects and gives up at once opens a stream and drops it before the engine started it.
+    If another stream ended in the same round, the compaction moves a running stream into the freed slot;
+    starting the dropped newcomer must not then reset that slot under the running meeting."""
+    model, processor, spec = tiny
+    pcm = chirp(3.0, seed=21)
+    half = len(pcm) // 2
+    other, meeting = engine.open_stream(delay_ms=480), engine.open_stream(delay_ms=480)
+    other.push(chirp(2.0, seed=20))
+    meeting.push(pcm[:half])
+    deadline = time.monotonic() + 60
+    while meeting._state.pos < spec.n_left_pad_steps + 8:  # the meeting has stepped into its audio
+        assert time.monotonic() < deadline, "the engine did not step the meeting"
+        time.sleep(0.01)
+    with engine.scheduler.cond:  # the engine thread waits: all three happen before its next round
+        other.abort()
+        newcomer = engine.open_stream(delay_ms=480)
+        newcomer.abort()
+    meeting.push(pcm[half:])
+    got = [t.token_id for t in meeting.close_nowait().result(120).tokens]
+    expected = R.until_eos(R.generate_tokens(model, processor, as_float(pcm), 480), spec.eos_id)
+    assert got[: len(expected)] == expected

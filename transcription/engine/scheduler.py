@@ -137,10 +137,12 @@ class Scheduler:
                         s.fail("The transcription engine was shut down.", EngineStopped("engine shut down"))
                     self.streams.clear()
                     return None
-                self._retire_finished()
+                # New streams first, in the slots they were admitted to: retiring compacts the slots, and a
+                # newcomer dropped before it started would otherwise reset the slot a running stream moved into.
                 for s in self.to_reset:
                     self._start(s)
                 self.to_reset.clear()
+                self._retire_finished()
                 ready = [s for s in self.streams if s.ready()]
                 if ready:
                     return [(s, *s.take_window()) for s in ready]
