@@ -18,6 +18,7 @@ Rows without audio in a step read no ring, so live steps with staggered streams 
 worst case. Each run lasts `--seconds` (say so when it is under 60).
 """
 import argparse
+import datetime
 import gc
 import json
 import os
@@ -35,7 +36,7 @@ import engine_bench as EB  # noqa: E402
 
 from transcription.engine import Delta, Engine, EngineOptions  # noqa: E402
 
-DATE = "2026-11-30"
+DATE = datetime.date.today().isoformat()
 DELAY_MS = 480
 MINUTE_60 = 45_000  # steps
 

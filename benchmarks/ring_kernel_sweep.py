@@ -1,6 +1,7 @@
 """Tile and launch settings of the ring attention kernel, timed on the decoder's shape at 128 streams.
 
     python benchmarks/ring_kernel_sweep.py --out sweep.json
+    python benchmarks/ring_kernel_sweep.py --kinds fp8 --wide --out sweep.json   # fp8 only, deeper pipelines, fewer warps
 
 One decoder layer's rings (128 rows x 8 KV heads x 8,192 entries x 128, GQA 4 query heads per KV head),
 bf16 and fp8 with scales; each setting checked against SDPA on the widened rings, timed with
@@ -8,6 +9,7 @@ triton.testing.do_bench (median), and reported as the ring bytes read per second
 writes the fastest correct setting per dtype (the engine's attention.TUNING takes it).
 """
 import argparse
+import datetime
 import itertools
 import json
 import os
@@ -17,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from transcription.engine import attention  # noqa: E402
 from transcription.engine.cache import dequantize, quantize  # noqa: E402
@@ -44,9 +47,12 @@ def main():
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="ring-kernel-sweep.json")
+    ap.add_argument("--kinds", default="bf16,fp8")
+    ap.add_argument("--wide", action="store_true",
+                    help="fp8's values widened to f16 only, with 2 warps, 3-5 stages and 256-entry tiles tried too")
     args = ap.parse_args()
     rows, best = [], {}
-    for kind in ("bf16", "fp8"):
+    for kind in args.kinds.split(","):
         fp8 = kind == "fp8"
         args_, ref, ring_bytes = inputs(fp8)
         sdpa_ms = do_bench(lambda: F.scaled_dot_product_attention(
@@ -54,7 +60,10 @@ def main():
             attn_mask=window_mask(args_[5], args_[6], R), scale=args_[8]), return_mode="median")
         rows.append({"kind": kind, "setting": "sdpa", "ms": round(sdpa_ms, 3), "tb_s": round(ring_bytes / sdpa_ms / 1e9, 2)})
         f16s = (False, True) if fp8 else (False,)
-        for block_n, warps, stages, f16, programs in itertools.product((64, 128), (4, 8), (2, 3), f16s, (528, 2112)):
+        grid = ((64, 128), (4, 8), (2, 3), f16s, (528, 2112))
+        if args.wide:
+            grid = ((128, 256), (2, 4), (3, 4, 5), (True,) if fp8 else (False,), (528, 1056))
+        for block_n, warps, stages, f16, programs in itertools.product(*grid):
             setting = {"block_n": block_n, "warps": warps, "stages": stages, "f16": f16, "programs": programs}
             attention.TUNING[kind] = setting
             try:
@@ -68,11 +77,17 @@ def main():
             rows.append(row)
             if err < 2e-2 and (kind not in best or ms < best[kind]["ms"]):
                 best[kind] = row
+    from capacity_bench import copy_bandwidth_tb_s  # the same ceiling as the capacity runs, measured in this run
+
+    copy_tb_s = round(copy_bandwidth_tb_s(), 2)
+    for row in [*rows, *best.values()]:
+        if "tb_s" in row:
+            row["of_copy"] = round(row["tb_s"] / copy_tb_s, 3)
     for r in rows:
         print(r, flush=True)
-    print("best:", best, flush=True)
-    json.dump({"device": torch.cuda.get_device_name(), "shape": [B, HKV, G, R, D], "rows": rows, "best": best},
-              open(args.out, "w"), indent=1)
+    print(f"copy {copy_tb_s} TB/s; best:", best, flush=True)
+    json.dump({"device": torch.cuda.get_device_name(), "date": datetime.date.today().isoformat(), "shape": [B, HKV, G, R, D],
+               "copy_tb_s": copy_tb_s, "rows": rows, "best": best}, open(args.out, "w"), indent=1)
 
 
 if __name__ == "__main__":

@@ -29,11 +29,13 @@ except ImportError:  # CPU-only installs without Triton: the step uses SDPA
 
 # Tile and launch settings per ring dtype, the fastest of benchmarks/ring_kernel_sweep.py on an H200
 # (benchmarks/results/ring-kernel-sweep-2026-11-30-h200.json: decoder rings of 128 streams read at
-# 4.29 TB/s in bf16, SDPA 3.04; fp8 in 0.75 ms against bf16's 1.00). f16: fp8 values widen to float16
-# in one instruction on Hopper, to bfloat16 only by a detour (1.10 ms without it).
+# 4.29 TB/s in bf16, SDPA 3.04; fp8 in 0.75 ms against bf16's 1.00; -2026-12-01-h200.json, fp8 with
+# deeper pipelines and fewer warps: 4 stages 0.735 ms, 3.01 TB/s, 71 % of the card's copy rate in the
+# same run; 5 stages or 2 warps are 1.4-3x slower). f16: fp8 values widen to float16 in one
+# instruction on Hopper, to bfloat16 only by a detour (1.10 ms without it).
 TUNING = {
     "bf16": {"block_n": 128, "warps": 4, "stages": 3, "f16": False, "programs": 528},
-    "fp8": {"block_n": 128, "warps": 4, "stages": 3, "f16": True, "programs": 528},
+    "fp8": {"block_n": 128, "warps": 4, "stages": 4, "f16": True, "programs": 528},
     # The offline decoder's position-ordered cache: every (row, KV head) is one program reading a few
     # hundred entries, so many programs must share an SM (benchmarks/prefill_bench.py sweeps these).
     # The same block_n as bf16 rings: the running softmax visits keys in the same blocks as the live step.
