@@ -12,6 +12,7 @@ prefill path and through the live streaming step, token by token, as reprocess_b
 Random weights: the times are those of real-size models; the tokens are meaningless.
 """
 import argparse
+import datetime
 import json
 import sys
 import time
@@ -143,6 +144,48 @@ def top_kernels(fn, n=14) -> list[str]:
     return lines
 
 
+# Products of the full-size model (K, N, bias, rows of the large call), as the live step and prefill.py make them.
+PRODUCTS = {"enc_qkv": (1280, 6144, True, 78336), "enc_o": (2048, 1280, True, 78336), "enc_fc1": (1280, 5120, True, 78336),
+            "enc_fc2": (5120, 1280, True, 78336), "proj1": (5120, 3072, False, 19584), "proj2": (3072, 3072, False, 19584),
+            "dec_qkv": (3072, 6144, False, 854), "dec_gate": (3072, 9216, False, 854), "dec_down": (9216, 3072, False, 854),
+            "lm_head": (3072, 131072, False, 256)}
+
+
+def invariance_check() -> dict:
+    """Whether a row of a bf16 product (cuBLAS) or convolution (cuDNN) has the same bits whatever the number of
+    rows (or frames) computed with it: values that differ between each large call and slices of it of
+    4 to 4,096 rows, with and without reduced-precision reductions; the encoder's convolutions over a whole
+    sequence against step by step (10 frames, the history prepended), at batch 16. What step.INVARIANT_ROWS and
+    step.conv1d rest on."""
+    torch.manual_seed(0)
+    out = {}
+    for reduced in (True, False):
+        torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = reduced
+        for name, (k, n, bias, big_m) in PRODUCTS.items():
+            w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16) / k ** 0.5
+            b = torch.randn(n, device="cuda", dtype=torch.bfloat16) if bias else None
+            x = torch.randn(big_m, k, device="cuda", dtype=torch.bfloat16)
+            ref = F.linear(x, w, b)
+            row = {f"{m}@{off}": int((F.linear(x[off:off + m], w, b) != ref[off:off + m]).sum())
+                   for m in (4, 8, 16, 32, 64, 128, 256, 600, 1024, 4096) for off in (0, 96) if off + m <= big_m}
+            row["3d16x4"] = int((F.linear(x[:64].view(16, 4, k), w, b).view(64, n) != ref[:64]).sum())
+            out[f"{name}/reduced={reduced}"] = row
+    torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = True
+    for name, (cin, cout, stride, frames) in {"conv1": (128, 1280, 1, 8), "conv2": (1280, 1280, 2, 8)}.items():
+        w = torch.randn(cout, cin, 3, device="cuda", dtype=torch.bfloat16) / (3 * cin) ** 0.5
+        b = torch.randn(cout, device="cuda", dtype=torch.bfloat16)
+        B, T, hist = 16, 64, 3 - stride
+        x = torch.randn(B, cin, frames * T, device="cuda", dtype=torch.bfloat16)
+        whole = F.conv1d(F.pad(x, (hist, 0)), w, b, stride)
+        steps, h = [], torch.zeros(B, cin, hist, device="cuda", dtype=torch.bfloat16)
+        for t in range(T):
+            full = torch.cat([h, x[:, :, frames * t:frames * (t + 1)]], -1)
+            h = full[:, :, -hist:]
+            steps.append(F.conv1d(full, w, b, stride))
+        out[name] = {"whole_vs_steps": int((torch.cat(steps, -1) != whole).sum()), "of": whole.numel()}
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--segments", type=int, default=256)
@@ -152,7 +195,14 @@ def main():
     ap.add_argument("--sdpa-segments", type=int, default=32, help="segments of the audio pass timed with SDPA too (0: none)")
     ap.add_argument("--all-variants", action="store_true", help="agreement also without the prompt prefix, with SDPA attention, with mel on the CPU")
     ap.add_argument("--out", default="prefill-bench.json")
+    ap.add_argument("--invariance", action="store_true", help="only the row-invariance check of products and convolutions")
     args = ap.parse_args()
+    if args.invariance:
+        result = {"device": torch.cuda.get_device_name(), "date": datetime.date.today().isoformat(), "torch": torch.__version__,
+                  "invariance": invariance_check()}
+        print(json.dumps(result, indent=1))
+        Path(args.out).write_text(json.dumps(result, indent=1))
+        return
     torch.set_grad_enabled(False)  # the profiled calls run the model's modules directly
     started = time.perf_counter()
 
@@ -194,7 +244,8 @@ def main():
         per_h = t_sdpa / (m * args.segment_s / 3600)
         result["audio_pass"]["sdpa_per_audio_hour_s"] = round(per_h, 3)
         log(f"audio pass, SDPA in query chunks: {m} segments in {t_sdpa:.2f} s ({per_h:.2f} s per audio hour)")
-    mel = pf.logmel.frames(torch.from_numpy(prefill.padded_signals(spec, pcms[:32], max(n_pos))).cuda()).to(pf.dtype)
+    steps = -(-max(n_pos) // prefill.BY_POSITION_STEPS) * prefill.BY_POSITION_STEPS  # as embed_audio rounds them
+    mel = pf.logmel.frames(torch.from_numpy(prefill.padded_signals(spec, pcms[:32], steps)).cuda()).to(pf.dtype)
     result["encoder_profile"] = top_kernels(lambda: pf._encode(mel))
     del mel
     log("encoder pass of 32 segments, kernels:\n  " + "\n  ".join(result["encoder_profile"]))

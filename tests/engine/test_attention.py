@@ -39,3 +39,16 @@ def test_the_fused_live_step_computes_what_the_model_modules_compute_over_wrappe
     hidden_err, ring_err, same_positions = out.stdout.split()
     # float32: only the norm's order of summation differs, so a few units in the last place
     assert float(hidden_err) < 1e-5 and float(ring_err) < 1e-5 and same_positions == "True", out.stdout
+
+
+def test_the_encoders_attention_read_by_position_gives_the_same_bits_live_from_a_wrapping_ring_and_offline():
+    """Why it matters: a recording's segments are transcribed offline, and their words must be the ones the
+    live step would have given; the encoder's ring wraps every few seconds, so it is read by position."""
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-m", "tests.engine.ordered_attention_check"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [line.split() for line in out.stdout.split("\n") if line.strip()]
+    assert len(rows) == 3, out.stdout
+    for differ, err in rows:
+        assert int(differ) == 0 and float(err) < 1e-5, rows

@@ -16,6 +16,15 @@ it, and with one stretch per (row, KV head) (always, from about 66 rows of decod
 ring) the program writes the normalised output itself, with no float32 partials and no combining pass.
 The result equals SDPA's to float32 rounding
 (tests/engine/test_attention.py runs the kernel in Triton's interpreter on the CPU).
+
+The encoder's ring wraps every 15 s of audio, and read in ring order its oldest and newest keys share a
+block, where a whole segment's keys (prefill.py) come in position order: the running softmax would
+visit them in other groups and round otherwise. So the live step reads the encoder's ring by position
+(`ordered`: blocks of BLOCK_N positions from the window's start, position p at entry p % ring), as the
+offline path reads a segment's keys (`linear`, many query rows per segment with `rows_per_cache`), with
+the same settings (TUNING["encoder"]): a segment's attention is then the same bits live and offline.
+Blocks past a query's keys are fully masked and leave its running softmax as it was, bit for bit, so a
+row of 16 offline queries gives each query what the live step's 4 get.
 """
 import math
 
@@ -40,6 +49,9 @@ TUNING = {
     # hundred entries, so many programs must share an SM (benchmarks/prefill_bench.py sweeps these).
     # The same block_n as bf16 rings: the running softmax visits keys in the same blocks as the live step.
     "linear": {"block_n": 128, "warps": 4, "stages": 2, "f16": False, "programs": 528},
+    # The encoder's attention, live (rings read by position) and offline (whole segments, prefill.py): one
+    # setting for both, so that a segment's keys are visited in the same blocks with the same instructions.
+    "encoder": {"block_n": 128, "warps": 4, "stages": 3, "f16": False, "programs": 528},
 }
 
 
@@ -65,15 +77,16 @@ if triton is not None:
         stride_ab, stride_ah, stride_as, stride_am,
         stride_mb, stride_mh, stride_ms,
         stride_ob, stride_oh, stride_om,
-        ring, chunk, window, sm_scale,
+        ring, chunk, window, sm_scale, rows_per_cache,
         H: tl.constexpr, M: tl.constexpr, L: tl.constexpr, D: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, SCALED: tl.constexpr, F16: tl.constexpr,
-        LINEAR: tl.constexpr, DIRECT: tl.constexpr, SKIP: tl.constexpr,
+        LINEAR: tl.constexpr, ORDERED: tl.constexpr, DIRECT: tl.constexpr, SKIP: tl.constexpr,
     ):
         bh = tl.program_id(0)
         split = tl.program_id(1)
         b = bh // H
         h = bh % H
+        cb = b // rows_per_cache  # the cache (and key positions) this row of queries reads
         offs_m = tl.arange(0, BLOCK_M)
         offs_d = tl.arange(0, D)
         row_ok = offs_m < M
@@ -88,24 +101,34 @@ if triton is not None:
         start = split * chunk
         end = tl.minimum(start + chunk, ring)
         first = start
-        if LINEAR:  # entry = position: only the blocks between the window's start and the last query
-            end = tl.minimum(end, tl.max(qpos) + 1)
-            first = tl.maximum(first, tl.maximum(tl.min(tl.where(row_ok, qpos, ring)) - window + 1, 0) // BLOCK_N * BLOCK_N)
+        if LINEAR or ORDERED:  # keys by position: the blocks of positions from the window's start to the last query
+            end = tl.maximum(tl.max(qpos) + 1, 0)
+            first = tl.maximum(tl.min(tl.where(row_ok, qpos, 2147483647)) - window + 1, 0) // BLOCK_N * BLOCK_N
+            if LINEAR:
+                end = tl.minimum(end, tl.minimum(start + chunk, ring))
+                first = tl.maximum(first, start)
         if SKIP:  # a row with no audio this step: its output is discarded, so its rings are not read
             end = tl.where(tl.load(ACTIVE + b) != 0, end, first)
         for n0 in range(first, end, BLOCK_N):
-            offs_n = n0 + tl.arange(0, BLOCK_N)
+            offs_n = n0 + tl.arange(0, BLOCK_N)  # positions (LINEAR, ORDERED) or ring entries
             in_ring = offs_n < end
-            kv_off = b * stride_kb + h * stride_kh + offs_n[:, None] * stride_kr + offs_d[None, :]
+            if ORDERED:  # position p lives at entry p % ring; a block of positions is a block of entries (whole-block rings)
+                entry = tl.multiple_of(n0 % ring, BLOCK_N) + tl.arange(0, BLOCK_N)
+            else:
+                entry = offs_n
+            kv_off = cb * stride_kb + h * stride_kh + entry[:, None] * stride_kr + offs_d[None, :]
             k = tl.load(K + kv_off, mask=in_ring[:, None], other=0.0)
             v = tl.load(V + kv_off, mask=in_ring[:, None], other=0.0)
             if LINEAR:
                 kpos = tl.where(in_ring, offs_n, -1)
+            elif ORDERED:  # an entry holding another position than the one this lane stands for is not this key
+                held = tl.load(KPOS + cb * stride_pb + entry, mask=in_ring, other=-1)
+                kpos = tl.where(held == offs_n, offs_n, -1)
             else:
-                kpos = tl.load(KPOS + b * stride_pb + offs_n, mask=in_ring, other=-1)
+                kpos = tl.load(KPOS + cb * stride_pb + offs_n, mask=in_ring, other=-1)
             s = tl.dot(q, tl.trans(k.to(q.dtype)), out_dtype=tl.float32)  # (BLOCK_M, BLOCK_N)
             if SCALED:
-                ks = tl.load(KS + b * stride_sb + h * stride_sh + offs_n, mask=in_ring, other=0.0)
+                ks = tl.load(KS + cb * stride_sb + h * stride_sh + entry, mask=in_ring, other=0.0)
                 s = s * ks[None, :]
             s = s * sm_scale
             visible = (kpos[None, :] != -1) & (kpos[None, :] <= qpos[:, None]) & (kpos[None, :] > qpos[:, None] - window)
@@ -116,7 +139,7 @@ if triton is not None:
             alpha = tl.exp(m_i - m_safe)
             l_i = l_i * alpha + tl.sum(p, axis=1)
             if SCALED:
-                vs = tl.load(VS + b * stride_sb + h * stride_sh + offs_n, mask=in_ring, other=0.0)
+                vs = tl.load(VS + cb * stride_sb + h * stride_sh + entry, mask=in_ring, other=0.0)
                 p = p * vs[None, :]
             acc = acc * alpha[:, None] + tl.dot(p.to(q.dtype), v.to(q.dtype), out_dtype=tl.float32)
             m_i = m_new
@@ -133,10 +156,15 @@ if triton is not None:
 
 
 def ring_attention(q, k, v, k_scale, v_scale, key_pos, query_pos, window: int, sm_scale: float, linear: bool = False,
-                   active=None):
+                   active=None, ordered: bool = False, rows_per_cache: int = 1, tuning: str | None = None):
     """q (B, Hkv, M, D) with M = G * L rows (row r at position query_pos[:, r % L]); k, v (B, Hkv, R, D)
     rings in bf16/fp32 or fp8 with scales (B, Hkv, R); key_pos (B, R); query_pos (B, L). -> (B, Hkv, M, D).
     `linear`: entry p of k, v holds position p, entries past the last query are never read; key_pos is unused.
+    `ordered`: a ring read by position (position p at entry p % R, key_pos says which position an entry
+    holds), in blocks of BLOCK_N positions from the window's start, in one stretch: the same blocks, in the
+    same order, as `linear` reads a position-ordered copy of the same keys, so both give the same bits.
+    `rows_per_cache`: query rows b read cache b // rows_per_cache (many query rows of one sequence).
+    `tuning`: a TUNING key to use instead of the dtype's (the same settings give the same arithmetic).
     `active` (B,) bool: rows where it is False read nothing and come out as zeros, so a step costs what its
     rows with audio read, not its whole bucket."""
     B, Hkv, M, D = q.shape
@@ -144,9 +172,10 @@ def ring_attention(q, k, v, k_scale, v_scale, key_pos, query_pos, window: int, s
     L = query_pos.shape[1]
     assert k.stride(-1) == 1 and q.stride(-1) == 1 and k.stride() == v.stride(), (k.stride(), v.stride())
     scaled = k_scale is not None
-    t = TUNING["fp8" if scaled else "linear" if linear else "bf16"]
+    t = TUNING["fp8" if scaled else tuning or ("linear" if linear else "bf16")]
     BLOCK_N = t["block_n"]
-    splits = splits_for(B, Hkv, R, BLOCK_N, t["programs"])
+    assert not ordered or R % BLOCK_N == 0, (R, BLOCK_N)  # cache.audio_ring: rings of whole blocks
+    splits = 1 if ordered or rows_per_cache > 1 else splits_for(B, Hkv, R, BLOCK_N, t["programs"])
     chunk = math.ceil(R / splits / BLOCK_N) * BLOCK_N
     splits = math.ceil(R / chunk)
     acc = torch.empty(B, Hkv, splits, M, D, device=q.device, dtype=torch.float32)
@@ -166,10 +195,10 @@ def ring_attention(q, k, v, k_scale, v_scale, key_pos, query_pos, window: int, s
         acc.stride(0), acc.stride(1), acc.stride(2), acc.stride(3),
         mx.stride(0), mx.stride(1), mx.stride(2),
         out.stride(0), out.stride(1), out.stride(2),
-        R, chunk, window, sm_scale,
+        R, chunk, window, sm_scale, rows_per_cache,
         H=Hkv, M=M, L=L, D=D, BLOCK_M=max(16, triton.next_power_of_2(M)), BLOCK_N=BLOCK_N, SCALED=scaled,
-        F16=scaled and t["f16"], LINEAR=linear, DIRECT=direct, SKIP=active is not None, num_warps=t["warps"],
-        num_stages=t["stages"],
+        F16=scaled and t["f16"], LINEAR=linear, ORDERED=ordered and not linear, DIRECT=direct, SKIP=active is not None,
+        num_warps=t["warps"], num_stages=t["stages"],
     )
     return out if direct else combine(acc, mx, sm).to(q.dtype)
 

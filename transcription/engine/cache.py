@@ -18,6 +18,16 @@ import torch
 EMPTY = -1
 
 
+# The encoder's rings are read by position in blocks of this many positions (attention.py, TUNING["encoder"]);
+# in a ring of whole blocks a block of positions is a block of adjacent entries, read in wide loads.
+AUDIO_RING_BLOCK = 128
+
+
+def audio_ring(frames: int) -> int:
+    """Entries of an encoder ring that must hold `frames` frames: whole blocks."""
+    return -(-frames // AUDIO_RING_BLOCK) * AUDIO_RING_BLOCK
+
+
 @dataclass(frozen=True)
 class PoolShape:
     slots: int
@@ -29,7 +39,7 @@ class PoolShape:
     audio_heads: int
     audio_head_dim: int
     audio_window: int  # the encoder's sliding window, in encoder frames
-    audio_ring: int  # window + 3: a 4-frame write must not evict what its first frame still reads
+    audio_ring: int  # window + 3 (a 4-frame write must not evict what its first frame still reads), in whole blocks
     mels: int
     audio_hidden: int
 
@@ -41,7 +51,7 @@ class PoolShape:
             text_layers=t.num_hidden_layers, text_kv_heads=t.num_key_value_heads, text_head_dim=t.head_dim,
             text_window=t.sliding_window,
             audio_layers=a.num_hidden_layers, audio_heads=a.num_attention_heads, audio_head_dim=a.head_dim,
-            audio_window=a.sliding_window, audio_ring=a.sliding_window + config.downsample_factor - 1,
+            audio_window=a.sliding_window, audio_ring=audio_ring(a.sliding_window + config.downsample_factor - 1),
             mels=a.num_mel_bins, audio_hidden=a.hidden_size,
         )
 

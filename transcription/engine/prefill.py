@@ -1,26 +1,32 @@
 """Whole recordings as prefill plus decode: the encoder runs over each segment at once, then only the decoder steps.
 
 A live stream must step the audio encoder 4 frames at a time because its audio arrives that way; a
-recording is all there. Here the log-mel frames of many segments come from one transform of their
-padded signals, and the causal convolutions, encoder layers (sliding-window attention in one fused
-kernel on a GPU, offline_kernels.py) and projector run over whole segments in a few large batched
-passes, leaving one audio embedding per 80 ms step. Then only the decoder steps, for all segments at
-once, one static-shape step per position over a cache sized to the segments (no 8,192-step ring),
-replayed as a CUDA graph on a GPU; its attention (the live step's ring kernel, attention.py) reads
-only the filled part of the cache.
+recording is all there. Here the log-mel frames of many segments are made in one call, and the causal
+convolutions, encoder layers and projector run over whole segments in a few large batched passes, leaving
+one audio embedding per 80 ms step. Then only the decoder steps, for all segments at once, one
+static-shape step per position over a cache sized to the segments (no 8,192-step ring), replayed as a
+CUDA graph on a GPU; its attention (the live step's ring kernel, attention.py) reads only the filled part
+of the cache.
 
 The arithmetic is the live step's (same mel frames, same causal convolutions with zero history, same
 sliding-window masks, same prompt, left pad and right pad, same greedy choice), so the tokens are the
-streaming path's: exactly on the tiny model in float32 (tests/engine/test_prefill.py), and in bf16 to
-within the rounding of other matrix shapes (benchmarks/reprocess_bench.py reports the agreement). Where
-the live engine starts streams from its prompt prefix (prefix.py), so does this path: the silent
-start's encoder keys and values and decoder cache are the prefix's own numbers, and the rest of the
-prompt runs step by step as in a live stream, not as one pass of other matrix shapes.
+streaming path's: exactly on the tiny model in float32 (tests/engine/test_prefill.py), and on a GPU in
+bf16 to the bit (benchmarks/reprocess_bench.py counts the agreement: 100 % on the full-size model). Same
+bits needs the same operations on each value, not only the same formulas, so on a GPU the encoder here
+takes the live step's: mel frames made on the CPU as the live scheduler makes them (frame by frame the
+same whatever the batch), the convolutions and every product as step.py computes them (products on at
+least step.INVARIANT_ROWS rows, which gives a row the same bits whatever the batch), the one q/k/v product
+and rotary kernel, and attention by the ring kernel reading keys by position in the blocks the live step
+reads its wrapping ring in (attention.py, `ordered` and `linear`). Where the live engine starts streams
+from its prompt prefix (prefix.py), so does this path: the silent start's encoder keys and values and
+decoder cache are the prefix's own numbers, and the rest of the prompt runs step by step as in a live
+stream, not as one pass of other matrix shapes.
 """
 import contextlib
 import copy
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,10 +36,12 @@ import torch.nn.functional as F
 from . import attention, offline_kernels
 from . import audio as A
 from .events import TokenTime, Transcript
-from .step import rope
+from .step import conv1d, rope
 
 QUERY_CHUNK = 1024  # encoder frames per SDPA call where the fused kernel is not used: bounds the mask
 ENCODE_BATCH = 32  # segments per encoder pass (activations ~35 MB per minute of audio each in bf16)
+BY_POSITION_STEPS = 4  # steps of queries per row of the by-position encoder attention (16 frames: the kernel's smallest tile)
+HOST_MEL_THREADS = 8
 GIB = 1024**3
 
 
@@ -82,7 +90,11 @@ class Prefill:
         self.logmel.filters_t = logmel.filters_t.to(device)
         self.logmel.window = logmel.window.to(device)
         self.host_logmel = logmel  # where the live scheduler computes it (the CPU): see mel_on_host
-        self.mel_on_host = False  # mel frames on the CPU, as the live path makes them, at the CPU's speed
+        # The live step's arithmetic for the encoder, where it runs fused on a GPU: mel frames on the CPU as the
+        # live scheduler makes them, its q/k/v product, its by-position ring reads; with the live step's
+        # products run on at least step.INVARIANT_ROWS rows, a segment's audio embeddings are its live ones.
+        self.by_position = bool(step.fused and step.audio_qkv)
+        self.mel_on_host = self.by_position
         self.prefix = prefix if prefix is not None and prefix.steps > 0 else None
         # Triton builds here when the live step's ring kernel did (engine._prefix tries it at start-up).
         self.fused_encoder = offline_kernels.available(device) and step.ring_kernel
@@ -128,20 +140,29 @@ class Prefill:
     def embed_audio(self, spec, pcms: list, n_pos: list[int]) -> torch.Tensor:
         """(B, max n_pos, D) audio embeddings; rows past a segment's end are silence (never read: causal)."""
         T = max(n_pos)
+        # By-position attention takes its queries 16 frames (4 steps) at a time: whole groups of steps. Steps
+        # past a segment's end change nothing before them (everything is causal) and are cut off below.
+        steps = -(-T // BY_POSITION_STEPS) * BY_POSITION_STEPS if self.by_position else T
+        groups = [(g, pcms[g:g + ENCODE_BATCH]) for g in range(0, len(pcms), ENCODE_BATCH)]
         out = None
-        for g in range(0, len(pcms), ENCODE_BATCH):
-            signal = torch.from_numpy(padded_signals(spec, pcms[g:g + ENCODE_BATCH], T))
-            if self.mel_on_host:
-                mel = self.host_logmel.frames(signal).to(self.device)
-            else:
-                mel = self.logmel.frames(signal.to(self.device))
-            mel = mel.to(self.dtype)  # (b, MELS, 8T): step k's frames are 8k..8k+7
-            del signal
-            embeds = self._encode(mel)  # (b, T, D)
-            if out is None:
-                out = torch.empty(len(pcms), T, embeds.shape[-1], device=self.device, dtype=self.dtype)
-            out[g:g + len(embeds)] = embeds
+        with ThreadPoolExecutor(1) as pool:  # the next group's mel frames on the CPU while the GPU encodes this one
+            mels = pool.map(lambda group: self._mel(spec, group[1], steps), groups)
+            for (g, _), mel in zip(groups, mels):
+                embeds = self._encode(mel.to(self.device).to(self.dtype))[:, :T]  # (b, T, D); step k's frames are 8k..8k+7
+                del mel
+                if out is None:
+                    out = torch.empty(len(pcms), T, embeds.shape[-1], device=self.device, dtype=self.dtype)
+                out[g:g + len(embeds)] = embeds
         return out
+
+    def _mel(self, spec, pcms: list, steps: int) -> torch.Tensor:
+        """(b, MELS, 8 steps) float32 log-mel frames of segments behind their pads: on the CPU as the live
+        scheduler makes them (frame by frame the same bits, whatever the batch), or on the model's device."""
+        signal = torch.from_numpy(padded_signals(spec, pcms, steps))
+        if self.mel_on_host:
+            torch.set_num_threads(HOST_MEL_THREADS)  # this worker thread's own count (OpenMP's is per thread)
+            return self.host_logmel.frames(signal)
+        return self.logmel.frames(signal.to(self.device))
 
     def _encode(self, mel):
         s, emb = self.s, self.s.audio.embedder
@@ -166,6 +187,8 @@ class Prefill:
 
     def _attend_all(self, attn, x, cos, sin, window, layer: int):
         """Causal sliding-window self-attention over a whole sequence. x (b, L, D)."""
+        if self.by_position and self.fused_encoder:
+            return self._attend_by_position(attn, x, cos, sin, window, layer)
         b, L, _ = x.shape
         Dh = attn.head_dim
         if self.fused_encoder:  # positions are 0..L-1 in every row: one table serves the batch
@@ -175,10 +198,7 @@ class Prefill:
             q = rope(attn.q_proj(x).view(b, L, -1, Dh).transpose(1, 2), cos, sin)  # (b, H, L, Dh)
             k = rope(attn.k_proj(x).view(b, L, -1, Dh).transpose(1, 2), cos, sin)  # (b, Hkv, L, Dh)
         v = attn.v_proj(x).view(b, L, -1, Dh).transpose(1, 2)
-        if "audio" in self.prefix_rings:  # the silent start's keys and values as the live stream holds them
-            n = min(L, self.prefix.frames)
-            k[:, :, :n] = self.prefix.tensors["audio_k"][layer][:, :, :n]
-            v[:, :, :n] = self.prefix.tensors["audio_v"][layer][:, :, :n]
+        self._prefix_keys(k, v, layer)
         if self.fused_encoder:
             out = offline_kernels.window_attention(q, k, v, window, attn.scaling)  # a (b, L, H, Dh) buffer
         else:
@@ -187,6 +207,37 @@ class Prefill:
                 c1, lo = min(L, c0 + QUERY_CHUNK), max(0, c0 - window + 1)
                 out[:, :, c0:c1] = _sdpa(q[:, :, c0:c1], k[:, :, lo:c1], v[:, :, lo:c1], _mask(c0, c1, lo, window, x.device), attn.scaling)
         return attn.o_proj(out.transpose(1, 2).reshape(b, L, -1))
+
+    def _attend_by_position(self, attn, x, cos, sin, window, layer: int):
+        """The live step's arithmetic over a whole sequence: its one q/k/v product, rotary kernel, and ring
+        kernel reading keys by position in the same blocks as the live step reads its ring (attention.py), 16
+        queries (4 steps) per query row. x (b, L, D) with L a multiple of 16."""
+        b, L, _ = x.shape
+        Dh = attn.head_dim
+        weight, bias = self.s.audio_qkv[layer]
+        proj = F.linear(x, weight, bias)  # (b, L, nq + 2 nk)
+        nq, nk = attn.q_proj.weight.shape[0], attn.k_proj.weight.shape[0]
+        H, Hkv = nq // Dh, nk // Dh
+        offline_kernels.rope_(proj[..., :nq + nk].view(b, L, H + Hkv, Dh), cos[0], sin[0])
+        k = proj[..., nq:nq + nk].view(b, L, Hkv, Dh).transpose(1, 2)  # (b, Hkv, L, Dh) views, positions in order
+        v = proj[..., nq + nk:].view(b, L, Hkv, Dh).transpose(1, 2)
+        self._prefix_keys(k, v, layer)
+        G = BY_POSITION_STEPS * self.s.downsample  # queries per row
+        rows = L // G
+        assert H == Hkv and L % G == 0, (H, Hkv, L)  # the encoder has a KV head per query head
+        q = proj[..., :nq].view(b, rows, G, H, Dh).permute(0, 1, 3, 2, 4).reshape(b * rows, H, G, Dh)
+        positions = torch.arange(L, device=x.device).view(1, rows, G).expand(b, -1, -1).reshape(b * rows, G)
+        out = attention.ring_attention(q, k, v, None, None, positions, positions, window, attn.scaling, linear=True,
+                                       rows_per_cache=rows, tuning="encoder")  # (b * rows, Hkv, G, Dh)
+        out = out.view(b, rows, H, G, Dh).permute(0, 1, 3, 2, 4).reshape(b, L, nq)
+        return attn.o_proj(out)
+
+    def _prefix_keys(self, k, v, layer: int) -> None:
+        """The silent start's keys and values as the live stream holds them (prefix.py), in place."""
+        if "audio" in self.prefix_rings:
+            n = min(k.shape[2], self.prefix.frames)
+            k[:, :, :n] = self.prefix.tensors["audio_k"][layer][:, :, :n]
+            v[:, :, :n] = self.prefix.tensors["audio_v"][layer][:, :, :n]
 
     # ---- decoder: one step per position, the prompt's included --------------------------------------
     @torch.no_grad()
@@ -357,7 +408,7 @@ def _graphed(step, state: _DecodeState, first_pos: int):
 def _causal_conv(conv, x):
     """The model's causal convolution with zero history (a fresh stream's), over a whole sequence."""
     history = conv.kernel_size[0] - conv.stride[0]
-    return F.conv1d(F.pad(x, (history, 0)), conv.weight, conv.bias, conv.stride, 0, conv.dilation, conv.groups)
+    return conv1d(conv, F.pad(x, (history, 0)))
 
 
 def _mask(q0, q1, k0, window, device):

@@ -14,7 +14,7 @@ from dataclasses import replace
 import torch
 
 from .audio import STEP_WINDOW
-from .cache import EMPTY, CachePool, PoolShape
+from .cache import EMPTY, CachePool, PoolShape, audio_ring
 from .step import MAX_DELAY_STEPS, ModelStep, StepBuffers
 
 
@@ -28,7 +28,7 @@ class PromptPrefix:
         self.tensors: dict[str, list[torch.Tensor]] = {}  # ring tensor name -> per layer (rows, H, positions, ...)
         if self.steps > 0:
             # One row per delay (row d-1 for delay d); rings as long as the prefix, so nothing wraps.
-            scratch_shape = replace(shape, slots=MAX_DELAY_STEPS, text_window=self.steps, audio_ring=self.frames)
+            scratch_shape = replace(shape, slots=MAX_DELAY_STEPS, text_window=self.steps, audio_ring=audio_ring(self.frames))
             scratch = CachePool(scratch_shape, device, dtype, kv_dtype=kv_dtype, audio_kv_dtype=audio_kv_dtype)
             self._compute(model, scratch, logmel, spec, ring_kernel)
             self._keep(scratch)

@@ -1,8 +1,10 @@
 """One batched model step: 80 ms of audio and one token in, one token out, for rows 0..B-1 of the pool.
 
 This re-implements only the attention of `VoxtralRealtimeForConditionalGeneration` (ring caches with an
-exact sliding-window mask and in-place writes, so shapes never change); norms, MLPs, convolutions, the
-projector, embeddings and the LM head are the model's own modules, called on the model's own weights.
+exact sliding-window mask and in-place writes, so shapes never change); norms, MLPs, the projector,
+embeddings and the LM head are the model's own modules, called on the model's own weights, and so are the
+convolutions' weights (on a GPU computed as products, `conv1d`). On a GPU the encoder's products run on at
+least INVARIANT_ROWS rows, so that a recording's segments get the same bits offline (prefill.py).
 Rows that have no new audio this tick ride along with `active=False`: their outputs are discarded and
 every cache write keeps the old value, so a row's state changes only when it really steps.
 """
@@ -16,6 +18,12 @@ from .audio import MEL_FRAMES_PER_STEP
 from .cache import EMPTY, CachePool, dequantize, quantize
 
 MAX_DELAY_STEPS = 30  # 2400 ms
+# cuBLAS multiplies fewer rows than this with kernels that split the sum over K (the encoder's 5120-wide
+# down projection, the projector): each row's values then depend on how many rows there are. The encoder's
+# and projector's products run on at least this many rows, so that a segment's audio embeddings are the same
+# bits whether its frames come 4 a step in a live batch or all at once (prefill.py); measured invariant from
+# 256 rows on an H200 (benchmarks/prefill_bench.py --invariance).
+INVARIANT_ROWS = 256
 
 
 @dataclass
@@ -91,11 +99,44 @@ def fuse_qkv(attn) -> tuple[torch.Tensor, torch.Tensor | None]:
     return attn.qkv_weight, attn.qkv_bias
 
 
+def rows_invariant(module, x):
+    """module(x) for x (..., K), computed over at least INVARIANT_ROWS rows (zeros below) on a GPU."""
+    rows = x.numel() // x.shape[-1]
+    if rows >= INVARIANT_ROWS or x.device.type != "cuda":
+        return module(x)
+    flat = F.pad(x.reshape(rows, x.shape[-1]), (0, 0, 0, INVARIANT_ROWS - rows))
+    out = module(flat)[:rows]
+    return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
+def conv1d(conv, x):
+    """The convolution `conv` (no padding of its own) over x (B, C, T) that already holds its history. On a GPU
+    as one product over the frames' windows, on at least INVARIANT_ROWS rows: cuDNN picks its algorithm by
+    batch and length, and its sums round differently for a 10-frame step than for a whole segment, where a
+    segment's frames must be the same bits live and offline."""
+    if x.device.type != "cuda":
+        return F.conv1d(x, conv.weight, conv.bias, conv.stride, 0, conv.dilation, conv.groups)
+    assert conv.dilation[0] == 1 and conv.groups == 1, (conv.dilation, conv.groups)
+    (k,), (stride,) = conv.kernel_size, conv.stride
+    B, C, _ = x.shape
+    windows = x.unfold(-1, k, stride).permute(0, 2, 1, 3)  # (B, T, C, k): a frame's inputs, as the weight lays them out
+    T = windows.shape[1]
+    weight = conv.weight.reshape(conv.out_channels, C * k)
+    out = rows_invariant(lambda rows: F.linear(rows, weight, conv.bias), windows.reshape(B * T, C * k))
+    return out.view(B, T, -1).transpose(1, 2)
+
+
 def window_mask(key_pos, query_pos, window):
     """key_pos (B, R), query_pos (B, L) -> (B, 1, L, R) bool: causal sliding window, empties hidden."""
     k = key_pos[:, None, None, :]
     q = query_pos[:, None, :, None]
     return (k != EMPTY) & (k <= q) & (k > q - window)
+
+
+def _read(ring: str) -> dict:
+    """How the ring kernel reads a ring: the encoder's by position (it wraps every ~15 s), as prefill.py reads
+    a whole segment's keys, so that both visit the same keys in the same blocks; the decoder's in ring order."""
+    return {"ordered": True, "tuning": "encoder"} if ring == "audio" else {}
 
 
 class ModelStep:
@@ -165,7 +206,7 @@ class ModelStep:
         full = torch.cat([history, x], dim=-1)
         keep = history.shape[-1]
         history.copy_(torch.where(active[:, None, None], full[:, :, -keep:], history))
-        return F.conv1d(full, conv.weight, conv.bias, conv.stride, 0, conv.dilation, conv.groups)
+        return conv1d(conv, full)
 
     def _encode(self, B, rows, mel, pos, active):
         p, emb = self.pool, self.audio.embedder
@@ -181,10 +222,10 @@ class ModelStep:
         for i, layer in enumerate(self.audio.layers):
             x = self._norm(layer.self_attn_layer_norm, h)
             h = h + self._self_attention("audio", i, layer.self_attn, x, cos, sin, rows, ring_idx, mask, active)
-            h = h + layer.mlp(self._norm(layer.final_layer_norm, h))
+            h = h + rows_invariant(layer.mlp, self._norm(layer.final_layer_norm, h))
         h = self._norm(self.audio.norm, h)
         h = h.reshape(B, -1, self.audio_hidden * self.downsample)  # (B, 1, 4C)
-        return self.projector(h)
+        return rows_invariant(self.projector, h)
 
     def _decode(self, B, rows, hidden, pos, delay, active):
         p = self.pool
@@ -216,10 +257,10 @@ class ModelStep:
         kv = self.pool.layer(ring, i, x.shape[0])
         if self.fused:
             qkv = (self.audio_qkv if ring == "audio" else self.text_qkv)[i]
-            return self._attend_fused(attn, qkv, x, cos, sin, kv, ring_idx, mask, active)
-        return self._attend(attn, x, cos, sin, kv, rows, ring_idx, mask, active)
+            return self._attend_fused(attn, qkv, x, cos, sin, kv, ring_idx, mask, active, ring)
+        return self._attend(attn, x, cos, sin, kv, rows, ring_idx, mask, active, ring)
 
-    def _attend(self, attn, x, cos, sin, kv, rows, ring_idx, mask, active):
+    def _attend(self, attn, x, cos, sin, kv, rows, ring_idx, mask, active, ring="text"):
         """x (B, L, D) -> (B, L, D); kv: the layer's (k, v, k_scale, v_scale) views of the pool, written in
         place; mask: see `_mask`."""
         B, L, _ = x.shape
@@ -234,13 +275,13 @@ class ModelStep:
         # become G query rows of that head (heads h = kv * G + g, as repeat_kv lays them out).
         q = q.reshape(B, Hkv, (H // Hkv) * L, Dh)
         if self.ring_kernel:
-            out = attention.ring_attention(q.contiguous(), *kv, *mask[:3], attn.scaling, active=active)
+            out = attention.ring_attention(q.contiguous(), *kv, *mask[:3], attn.scaling, active=active, **_read(ring))
         else:
             out = self._sdpa(q, kv, mask, H // Hkv, attn.scaling)
         out = out.reshape(B, H, L, Dh).transpose(1, 2).reshape(B, L, H * Dh)
         return attn.o_proj(out)
 
-    def _attend_fused(self, attn, qkv, x, cos, sin, kv, ring_idx, mask, active):
+    def _attend_fused(self, attn, qkv, x, cos, sin, kv, ring_idx, mask, active, ring="text"):
         """_attend as one q/k/v product, rotary embedding of q and k in one pass, one ring write."""
         B, L, _ = x.shape
         Dh = attn.head_dim
@@ -255,7 +296,7 @@ class ModelStep:
         ring_store.store(kv, ring_idx, proj[..., nq:nq + nk].view(B, L, Hkv, Dh), proj[..., nq + nk:].view(B, L, Hkv, Dh),
                          active)
         q = proj[..., :nq].view(B, L, H, Dh).transpose(1, 2).reshape(B, Hkv, (H // Hkv) * L, Dh)
-        out = attention.ring_attention(q, *kv, *mask[:3], attn.scaling, active=active)
+        out = attention.ring_attention(q, *kv, *mask[:3], attn.scaling, active=active, **_read(ring))
         return attn.o_proj(out.reshape(B, H, L, Dh).transpose(1, 2).reshape(B, L, H * Dh))
 
     @staticmethod
