@@ -24,6 +24,7 @@ stream, not as one pass of other matrix shapes.
 """
 import contextlib
 import copy
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +42,7 @@ from .step import conv1d, rope
 QUERY_CHUNK = 1024  # encoder frames per SDPA call where the fused kernel is not used: bounds the mask
 ENCODE_BATCH = 32  # segments per encoder pass (activations ~35 MB per minute of audio each in bf16)
 BY_POSITION_STEPS = 4  # steps of queries per row of the by-position encoder attention (16 frames: the kernel's smallest tile)
-HOST_MEL_THREADS = 8
+HOST_MEL_THREADS = min(8, os.cpu_count() or 1)  # for the mel frames made on the CPU while the GPU encodes (embed_audio)
 GIB = 1024**3
 
 
