@@ -147,8 +147,11 @@ class Prefill:
         groups = [(g, pcms[g:g + ENCODE_BATCH]) for g in range(0, len(pcms), ENCODE_BATCH)]
         out = None
         with ThreadPoolExecutor(1) as pool:  # the next group's mel frames on the CPU while the GPU encodes this one
-            mels = pool.map(lambda group: self._mel(spec, group[1], steps), groups)
-            for (g, _), mel in zip(groups, mels):
+            ahead = pool.submit(self._mel, spec, groups[0][1], steps)
+            for i, (g, _) in enumerate(groups):
+                mel = ahead.result()
+                if i + 1 < len(groups):
+                    ahead = pool.submit(self._mel, spec, groups[i + 1][1], steps)
                 embeds = self._encode(mel.to(self.device).to(self.dtype))[:, :T]  # (b, T, D); step k's frames are 8k..8k+7
                 del mel
                 if out is None:
