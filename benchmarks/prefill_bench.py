@@ -6,8 +6,9 @@ Audio pass: `--segments` segments of `--segment-s` seconds through mel, encoder 
 fused sliding-window kernel (offline_kernels.py) and, on a sample, with SDPA in query chunks; the
 kernel is first checked against SDPA on the encoder's shapes. Decoder: the same segments as one batch,
 every position stepped as the offline path steps it, with the bytes read per step (weights, and the
-cache entries the attention reads) over the time of the step loop. One eager step and one encoder pass
-are profiled (kernel time by kind). Agreement: `--agreement-segments` segments of 30 s through the
+cache entries the attention reads) over the time of the step loop, against the card's copy rate measured
+in the same run; once with the step's one-pass kernels and once without (the same tokens expected). One
+eager step and one encoder pass are profiled (kernel time by kind). Agreement: `--agreement-segments` segments of 30 s through the
 prefill path and through the live streaming step, token by token, as reprocess_bench.py counts it.
 Random weights: the times are those of real-size models; the tokens are meaningless.
 """
@@ -27,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import engine_bench as EB  # noqa: E402
+from capacity_bench import copy_bandwidth_tb_s  # noqa: E402
 from transcription.engine import Engine, EngineOptions, offline, offline_batch, offline_kernels, prefill  # noqa: E402
 from transcription.engine import audio as A  # noqa: E402
 
@@ -106,26 +108,59 @@ def norm_check(pf) -> dict:
             "unequal_share": round(float(((got != ref).float().mean() + (got_e != ref_e).float().mean()) / 2), 6)}
 
 
-def linear_sweep(log, B=256, T=667, pos=600, Hkv=8, G=4, D=128) -> dict:
-    """The decoder attention on a position-ordered cache at one late position, per launch setting; the
-    fastest is kept in attention.TUNING["linear"] for the rest of the run."""
+def step_fusion_check(pf) -> dict:
+    """The decoder step's one-pass kernels against what they replace, on the model's shapes: values that differ
+    (0: the same bits). silu_mul against F.silu(gate) * up; the residual add inside the norm against the add
+    then the fused norm (the norm's own order of summation is rms_norm's either way)."""
+    torch.manual_seed(0)
+    layer = pf.s.text.layers[3]
+    n = layer.mlp.gate_proj.out_features
+    gate, up = (torch.randn(256, 1, n, device="cuda", dtype=pf.dtype) * 3 for _ in range(2))
+    silu_differ = int((offline_kernels.silu_mul(gate, up) != F.silu(gate) * up).sum())
+    D = layer.input_layernorm.weight.shape[0]
+    hidden, delta = torch.randn(256, 1, D, device="cuda", dtype=pf.dtype) * 8, torch.randn(256, 1, D, device="cuda", dtype=pf.dtype)
+    scale = pf.s.delay_scales[3][12]
+    ref_sum = hidden + delta
+    ref = offline_kernels.rms_norm(ref_sum, layer.post_attention_layernorm, scale)
+    got = offline_kernels.rms_norm(hidden, layer.post_attention_layernorm, scale, add=delta)  # hidden becomes the sum
+    return {"silu_mul_values_differ": silu_differ, "add_norm_sum_differ": int((hidden != ref_sum).sum()),
+            "add_norm_values_differ": int((got != ref).sum())}
+
+
+def linear_sweep(log, B=256, T=667, positions=(64, 128, 192, 256, 320, 384, 448, 512, 600), Hkv=8, G=4, D=128) -> dict:
+    """The decoder attention on a position-ordered cache at early to late positions, per launch setting (the
+    same arithmetic: ring_linear_check): every setting run once first, then three rounds in turn, the best
+    of each kept (the first setting timed is otherwise slowed by the clocks coming up). What
+    attention.TUNING["linear"] rests on; the settings are left as they are."""
     from transcription.engine import attention
 
     q = torch.randn(B, Hkv, G, D, device="cuda", dtype=torch.bfloat16)
     k, v = (torch.randn(B, Hkv, T, D, device="cuda", dtype=torch.bfloat16) for _ in range(2))
-    qpos = torch.full((B, 1), pos, device="cuda")
-    read = 2 * B * Hkv * (pos + 1) * D * 2
-    out = {}
-    for warps, stages in ((4, 3), (4, 2), (4, 1), (8, 2), (2, 2)):
-        attention.TUNING["linear"].update(warps=warps, stages=stages)
-        call = lambda: attention.ring_attention(q, k, v, None, None, qpos, qpos, 1056, D ** -0.5, linear=True)  # noqa: E731
-        call()
-        _, t = timed(lambda: [call() for _ in range(50)])
-        out[f"w{warps}s{stages}"] = {"ms": round(t / 50 * 1000, 4), "gb_s": round(read / (t / 50) / 1e9, 0)}
-    best = min(out, key=lambda name: out[name]["ms"])
-    attention.TUNING["linear"].update(warps=int(best[1:best.index("s")]), stages=int(best[best.index("s") + 1:]))
-    log(f"decoder attention, one layer at position {pos} of {B} rows: {out}; kept {best}")
-    return {"sweep": out, "kept": best}
+    qpos = {pos: torch.full((B, 1), pos, device="cuda") for pos in positions}
+    calls = {}
+    for warps, stages in ((4, 1), (4, 2), (4, 3), (8, 1), (8, 2), (2, 1)):
+        tuning = f"w{warps}s{stages}"
+        attention.TUNING[tuning] = dict(attention.TUNING["linear"], warps=warps, stages=stages)
+        calls[tuning] = {pos: (lambda t=tuning, p=qpos[pos]: attention.ring_attention(
+            q, k, v, None, None, p, p, 1056, D ** -0.5, linear=True, tuning=t)) for pos in positions}
+        for call in calls[tuning].values():
+            call()
+    ms = {name: {pos: float("inf") for pos in positions} for name in calls}
+    for _ in range(3):
+        for name, by_pos in calls.items():
+            for pos, call in by_pos.items():
+                _, t = timed(lambda: [call() for _ in range(30)])
+                ms[name][pos] = min(ms[name][pos], t / 30 * 1000)
+    for name in calls:
+        del attention.TUNING[name]
+    best = {pos: min(ms, key=lambda name: ms[name][pos]) for pos in positions}
+    kept = attention.TUNING["linear"]
+    log(f"decoder attention, one layer of {B} rows, ms by position: "
+        + "; ".join(f"{name} " + " ".join(f"{pos}:{t:.4f}" for pos, t in row.items()) for name, row in ms.items())
+        + f"; fastest by position {best}; the code's setting: w{kept['warps']}s{kept['stages']}")
+    return {"sweep": {name: {str(pos): {"ms": round(t, 4), "gb_s": round(2 * B * Hkv * (pos + 1) * D * 2 / (t / 1000) / 1e9)}
+                             for pos, t in row.items()} for name, row in ms.items()},
+            "fastest": {str(pos): name for pos, name in best.items()}, "kept": f"w{kept['warps']}s{kept['stages']}"}
 
 
 def top_kernels(fn, n=14) -> list[str]:
@@ -186,6 +221,38 @@ def invariance_check() -> dict:
     return out
 
 
+def product_options(rows=(256, 295)) -> dict:
+    """The decoder's products at the offline batch's rows, computed several ways: microseconds, TFLOP/s, and
+    values that differ from F.linear's (the live step's). Ways: F.linear; the transposed problem
+    (W @ x.T, then a copy back to rows); F.linear through cuBLASLt."""
+    torch.manual_seed(0)
+    shapes = {"dec_qkv": (3072, 6144), "dec_o": (4096, 3072), "dec_gate_up": (3072, 18432), "dec_gate": (3072, 9216),
+              "dec_down": (9216, 3072), "lm_head": (3072, 131072)}
+    ways = {"linear": lambda x, w: F.linear(x, w), "transposed": lambda x, w: torch.mm(w, x.t()).t().contiguous()}
+    out = {}
+    for name, (k, n) in shapes.items():
+        w = torch.randn(n, k, device="cuda", dtype=torch.bfloat16) / k ** 0.5
+        for m in rows:
+            x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
+            ref = F.linear(x, w)
+            row = {}
+            for way, fn in list(ways.items()) + [("cublaslt", ways["linear"])]:
+                if way == "cublaslt":
+                    torch.backends.cuda.preferred_blas_library("cublaslt")
+                got = fn(x, w)
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                for _ in range(100):
+                    fn(x, w)
+                end.record()
+                sync()
+                torch.backends.cuda.preferred_blas_library("default")
+                us = start.elapsed_time(end) * 10
+                row[way] = {"us": round(us, 1), "tflop_s": round(2 * m * k * n / us / 1e6, 0), "differ": int((got != ref).sum())}
+            out[f"{name}@{m}"] = row
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--segments", type=int, default=256)
@@ -196,7 +263,14 @@ def main():
     ap.add_argument("--all-variants", action="store_true", help="agreement also without the prompt prefix, with SDPA attention, with mel on the CPU")
     ap.add_argument("--out", default="prefill-bench.json")
     ap.add_argument("--invariance", action="store_true", help="only the row-invariance check of products and convolutions")
+    ap.add_argument("--products", action="store_true", help="only the decoder's products, computed several ways")
     args = ap.parse_args()
+    if args.products:
+        result = {"device": torch.cuda.get_device_name(), "date": datetime.date.today().isoformat(), "torch": torch.__version__,
+                  "products": product_options()}
+        print(json.dumps(result, indent=1))
+        Path(args.out).write_text(json.dumps(result, indent=1))
+        return
     if args.invariance:
         result = {"device": torch.cuda.get_device_name(), "date": datetime.date.today().isoformat(), "torch": torch.__version__,
                   "invariance": invariance_check()}
@@ -214,7 +288,8 @@ def main():
                                                                offline_batch=args.segments))
     pf = offline_batch._prefill(engine)
     log(f"engine ready; fused encoder {pf.fused_encoder}, ring kernel {pf.ring_kernel}, prefix {pf.prefix is not None}")
-    result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "settings": vars(args)}
+    result = {"device": torch.cuda.get_device_name(), "date": datetime.date.today().isoformat(), "torch": torch.__version__,
+              "settings": vars(args)}
     result["window_kernel_rel_err"] = kernel_check()
     log(f"fused window kernel against SDPA (float32): relative error {result['window_kernel_rel_err']:.2e}")
     result["ring_linear_max_diff"] = [ring_linear_check(w) for w in (1056, 300)]
@@ -224,6 +299,8 @@ def main():
     log(f"fused rotary embedding against step.rope: largest difference {result['rope_max_diff']}")
     result["rms_norm"] = norm_check(pf)
     log(f"fused RMS norm against the module: {result['rms_norm']}")
+    result["step_fusion"] = step_fusion_check(pf)
+    log(f"decoder step's one-pass kernels against PyTorch's: {result['step_fusion']}")
     result["decoder_attention"] = linear_sweep(log)
 
     chirps = [EB.chirp(args.segment_s, seed=i).astype(np.float32) / 32768.0 for i in range(7)]
@@ -252,14 +329,23 @@ def main():
 
     prompt = spec.prompt(delay)
     batch = prefill.Batch(pcms, n_pos, embeds)
-    pf.decoder = prefill.DecoderStats()
-    _, t_dec = timed(lambda: pf.decode(prompt, delay, batch))
-    st = pf.decoder
-    result["decoder"] = {"batch": len(pcms), "positions": max(n_pos), "steps": st.steps, "seconds": round(t_dec, 3),
-                         "step_loop_s": round(st.seconds, 3), "step_ms": round(1000 * st.seconds / st.steps, 3),
-                         "gb_per_step": round(st.bytes_read / st.steps / 1e9, 3),
-                         "gb_s": round(st.bytes_read / st.seconds / 1e9, 1)}
-    log(f"decoder: {result['decoder']}")
+    decoded = {}
+    for name, fused in (("before fusing the step", False), ("as built", True)):  # a ratio from one run
+        pf.fused_step = fused
+        pf.decoder = prefill.DecoderStats()
+        decoded[name], t_dec = timed(lambda: pf.decode(prompt, delay, batch))
+        st = pf.decoder
+        row = {"batch": len(pcms), "positions": max(n_pos), "steps": st.steps, "seconds": round(t_dec, 3),
+               "step_loop_s": round(st.seconds, 3), "step_ms": round(1000 * st.seconds / st.steps, 3),
+               "gb_per_step": round(st.bytes_read / st.steps / 1e9, 3), "gb_s": round(st.bytes_read / st.seconds / 1e9, 1)}
+        row["tokens_equal_to_before"] = decoded[name] == decoded["before fusing the step"]
+        result["decoder" if fused else "decoder_before_fusing"] = row
+        log(f"decoder, {name}: {row}")
+    pf.fused_step = True
+    result["decoder"]["copy_tb_s"] = copy_bandwidth_tb_s()  # the same ceiling as capacity_bench's
+    result["decoder"]["share_of_copy_rate"] = round(result["decoder"]["gb_s"] * 1e9 / (result["decoder"]["copy_tb_s"] * 1e12), 4)
+    log(f"decoder tokens the same as before fusing: {result['decoder']['tokens_equal_to_before']}; device copy rate "
+        f"{result['decoder']['copy_tb_s']} TB/s, decoder at {result['decoder']['share_of_copy_rate']:.1%} of it")
     B, T = len(pcms), max(n_pos)
     cache = pf._cache(B, T)
     state = prefill._DecodeState.allocate(B, T, pf.device)

@@ -52,3 +52,16 @@ def test_the_encoders_attention_read_by_position_gives_the_same_bits_live_from_a
     assert len(rows) == 3, out.stdout
     for differ, err in rows:
         assert int(differ) == 0 and float(err) < 1e-5, rows
+
+
+def test_the_offline_decoder_steps_one_pass_kernels_keep_the_live_steps_tokens():
+    """Why it matters: the decoder step of a recording's transcription is fused for speed (the residual add
+    inside the norm, SiLU times up, one rotary pass and one cache write), and its words must stay the ones
+    the live captions would have given."""
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-m", "tests.engine.step_fusion_check"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    silu_err, add_norm_exact, same_as_before, same_as_live, distinct = out.stdout.split()[-5:]
+    assert float(silu_err) < 1e-5 and add_norm_exact == "True", out.stdout  # float32, numpy's exp in the interpreter
+    assert same_as_before == "True" and same_as_live == "True" and int(distinct) > 5, out.stdout

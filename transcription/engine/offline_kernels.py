@@ -20,18 +20,27 @@ activation among them), ~2 ms of each decoder step in ~450 small kernels and a f
 pass. `rms_norm` is one pass with the module's arithmetic and roundings (float32 variance as the mean
 of squares, times rsqrt, rounded to the dtype, times the weight, rounded; optionally times a scale,
 rounded); only the order in which the squares are summed differs, so values differ from the module's
-in a few last bits.
+in a few last bits. With `add` it also does the residual connection before it (x += add, rounded as
+PyTorch's add), so a decoder layer's add and the next norm are one pass, not two kernels.
+
+SiLU times up projection: the MLP's `act(gate) * up` is two elementwise kernels in PyTorch; `silu_mul` is
+one, with PyTorch's arithmetic (x / (1 + exp(-x)) in float32 with the same correctly rounded exp and
+division, rounded to the dtype, times `up`, rounded), so its values are the module's to the bit.
 """
 import math
+import os
 
 import torch
 
 try:
     import triton
     import triton.language as tl
+    from triton.language.extra import libdevice
 except ImportError:  # CPU-only installs: the encoder pass uses SDPA in query chunks
     triton = None
 
+# Triton's CPU interpreter (tests) has no CUDA library functions: there silu_mul takes numpy's exp.
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 # Tiles for head_dim 64 on an H200 (benchmarks/reprocess_bench.py --encoder-sweep picks among these).
 TUNING = {"block_m": 128, "block_n": 64, "warps": 4, "stages": 3}
 
@@ -124,6 +133,53 @@ if triton is not None:
         tl.store(X + lo + D // 2, o2.to(X.dtype.element_ty), mask=ok[:, None])
 
 
+if triton is not None:
+
+    @triton.jit
+    def _rope_store_kernel(QKV, COS, SIN, KC, VC, POS, stride_row, stride_cb, stride_ch, stride_cr, H: tl.constexpr,
+                           HKV: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_V: tl.constexpr, D: tl.constexpr,
+                           BF16: tl.constexpr):
+        b = tl.program_id(0).to(tl.int64)
+        base = QKV + b * stride_row
+        pos = tl.load(POS)
+        heads = tl.arange(0, BLOCK_H)  # q heads, then k heads
+        is_q, is_k = heads < H, (heads >= H) & (heads < H + HKV)
+        half = tl.arange(0, D // 2)
+        lo = heads[:, None] * D + half[None, :]
+        x1 = tl.load(base + lo, mask=(is_q | is_k)[:, None], other=0.0).to(tl.float32)
+        x2 = tl.load(base + lo + D // 2, mask=(is_q | is_k)[:, None], other=0.0).to(tl.float32)
+        c1, c2 = tl.load(COS + half).to(tl.float32)[None, :], tl.load(COS + D // 2 + half).to(tl.float32)[None, :]
+        s1, s2 = tl.load(SIN + half).to(tl.float32)[None, :], tl.load(SIN + D // 2 + half).to(tl.float32)[None, :]
+        # _rope_kernel's arithmetic, each product and the sum rounded to the dtype
+        o1 = _round(_round(x1 * c1, BF16) + _round(-x2 * s1, BF16), BF16).to(QKV.dtype.element_ty)
+        o2 = _round(_round(x2 * c2, BF16) + _round(x1 * s2, BF16), BF16).to(QKV.dtype.element_ty)
+        tl.store(base + lo, o1, mask=is_q[:, None])
+        tl.store(base + lo + D // 2, o2, mask=is_q[:, None])
+        k_off = b * stride_cb + (heads - H)[:, None] * stride_ch + pos * stride_cr + half[None, :]
+        tl.store(KC + k_off, o1, mask=is_k[:, None])
+        tl.store(KC + k_off + D // 2, o2, mask=is_k[:, None])
+        vh = tl.arange(0, BLOCK_V)
+        d = tl.arange(0, D)
+        v = tl.load(base + (H + HKV) * D + vh[:, None] * D + d[None, :], mask=(vh < HKV)[:, None])
+        tl.store(VC + b * stride_cb + vh[:, None] * stride_ch + pos * stride_cr + d[None, :], v, mask=(vh < HKV)[:, None])
+
+
+def rope_store_(qkv, cos, sin, k_cache, v_cache, pos):
+    """The offline decoder step's rotary embedding and cache write in one pass: qkv (B, 1, (H + 2 Hkv) D), one
+    q/k/v product's output for one position; q rotated in place, k rotated into k_cache[:, :, pos], v copied into
+    v_cache[:, :, pos]; caches (B, Hkv, T, D) dense; cos, sin (1, D); pos (1,) long on the device. The values
+    are rope_'s and a copy's."""
+    B, Hkv, _, D = k_cache.shape
+    H = qkv.shape[-1] // D - 2 * Hkv
+    assert qkv.stride(-1) == 1 and qkv.dtype == k_cache.dtype == cos.dtype and cos.is_contiguous() and sin.is_contiguous()
+    assert k_cache.is_contiguous() and v_cache.is_contiguous() and k_cache.shape == v_cache.shape
+    _rope_store_kernel[(B,)](qkv, cos, sin, k_cache, v_cache, pos, qkv.stride(0), k_cache.stride(0), k_cache.stride(1),
+                             k_cache.stride(2), H=H, HKV=Hkv, BLOCK_H=triton.next_power_of_2(H + Hkv),
+                             BLOCK_V=triton.next_power_of_2(Hkv), D=D, BF16=qkv.dtype == torch.bfloat16, num_warps=4,
+                             enable_fp_fusion=False)
+    return qkv
+
+
 def rope_(x, cos, sin):
     """x (n, L, H, D) (the last two dimensions dense, e.g. one slice of a fused projection), rotated in
     place at positions 0..L-1; cos, sin (L, D) contiguous in x's dtype (bfloat16 or float32)."""
@@ -142,12 +198,15 @@ def rope_(x, cos, sin):
 if triton is not None:
 
     @triton.jit
-    def _rms_norm_kernel(X, W, S, O, stride_x, stride_o, stride_s, D, inv_d, eps, BLOCK: tl.constexpr,
-                         SCALED: tl.constexpr, BF16: tl.constexpr):
+    def _rms_norm_kernel(X, A, W, S, O, stride_x, stride_a, stride_o, stride_s, D, inv_d, eps, BLOCK: tl.constexpr,
+                         SCALED: tl.constexpr, ADD: tl.constexpr, BF16: tl.constexpr):
         row = tl.program_id(0).to(tl.int64)
         cols = tl.arange(0, BLOCK)
         ok = cols < D
         x = tl.load(X + row * stride_x + cols, mask=ok, other=0.0).to(tl.float32)
+        if ADD:  # the residual connection first, written back: x + a rounded to the dtype, as PyTorch's add
+            x = _round(x + tl.load(A + row * stride_a + cols, mask=ok, other=0.0).to(tl.float32), BF16)
+            tl.store(X + row * stride_x + cols, x.to(X.dtype.element_ty), mask=ok)
         variance = tl.sum(x * x, axis=0) * inv_d  # PyTorch's mean: the sum times 1/D
         h = _round(x * tl.math.rsqrt(variance + eps), BF16)
         out = _round(tl.load(W + cols, mask=ok, other=0.0).to(tl.float32) * h, BF16)
@@ -156,25 +215,60 @@ if triton is not None:
         tl.store(O + row * stride_o + cols, out.to(O.dtype.element_ty), mask=ok)
 
 
-def rms_norm(x, norm, scale=None):
+def rms_norm(x, norm, scale=None, add=None):
     """`norm(x)` (the model's RMS norm module), times `scale` if given, in one pass. x (..., D); scale (D,), or
-    one (D,) row per row of x (a live step's per-stream delay conditioning)."""
+    one (D,) row per row of x (a live step's per-stream delay conditioning). With `add` (x's shape): x += add
+    in place first, and the norm is of the sum (a residual connection and the next norm)."""
     D = x.shape[-1]
     assert x.dtype in (torch.bfloat16, torch.float32) and norm.weight.dtype == x.dtype
     rows = x.reshape(-1, D)  # a view for contiguous activations; a copy for the encoder's first, permuted one
     if rows.stride(-1) != 1:
+        assert add is None, "the sum is written back: x must be a view of its rows"
         rows = rows.contiguous()
+    a = rows if add is None else add.reshape(-1, D)
+    assert a.shape == rows.shape and a.stride(-1) == 1, (a.shape, rows.shape)
     out = torch.empty(x.shape, device=x.device, dtype=x.dtype)
     s = scale if scale is not None else norm.weight
     assert s.dtype == x.dtype and s.stride(-1) == 1
     stride_s = 0 if s.dim() == 1 else s.stride(-2)
     assert s.dim() == 1 or s.numel() // D == rows.shape[0], (s.shape, x.shape)
     inv_d = torch.tensor(1.0 / D, dtype=torch.float32).item()  # 1/D rounded to float32, as PyTorch's mean takes it
-    _rms_norm_kernel[(rows.shape[0],)](rows, norm.weight, s, out, rows.stride(0), D, stride_s, D, inv_d,
+    _rms_norm_kernel[(rows.shape[0],)](rows, a, norm.weight, s, out, rows.stride(0), a.stride(0), D, stride_s, D, inv_d,
                                        norm.variance_epsilon,
-                                       BLOCK=triton.next_power_of_2(D), SCALED=scale is not None,
+                                       BLOCK=triton.next_power_of_2(D), SCALED=scale is not None, ADD=add is not None,
                                        BF16=x.dtype == torch.bfloat16, num_warps=8 if D > 2048 else 4,
                                        enable_fp_fusion=False)
+    return out
+
+
+if triton is not None:
+
+    @triton.jit
+    def _silu_mul_kernel(G, U, O, n, stride_g, stride_u, stride_o, BLOCK: tl.constexpr, BF16: tl.constexpr,
+                         CUDA_EXP: tl.constexpr):
+        row = tl.program_id(0).to(tl.int64)
+        cols = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+        ok = cols < n
+        g = tl.load(G + row * stride_g + cols, mask=ok, other=0.0).to(tl.float32)
+        u = tl.load(U + row * stride_u + cols, mask=ok, other=0.0).to(tl.float32)
+        # PyTorch's silu: x / (1 + exp(-x)), the CUDA library's exp and an IEEE division, rounded to the dtype
+        e = libdevice.exp(-g) if CUDA_EXP else tl.exp(-g)  # tl.exp is an approximation on the GPU
+        act = _round(tl.math.div_rn(g, 1.0 + e), BF16)
+        tl.store(O + row * stride_o + cols, _round(act * u, BF16).to(O.dtype.element_ty), mask=ok)
+
+
+def silu_mul(gate, up):
+    """`F.silu(gate) * up` in one pass. gate, up (..., n) with the last dimension dense (e.g. the two halves of
+    one product's output); returns a new contiguous tensor."""
+    n = gate.shape[-1]
+    assert gate.shape == up.shape and gate.dtype == up.dtype and gate.dtype in (torch.bfloat16, torch.float32)
+    g, u = gate.reshape(-1, n), up.reshape(-1, n)
+    assert g.stride(-1) == u.stride(-1) == 1, (gate.stride(), up.stride())
+    out = torch.empty(gate.shape, device=gate.device, dtype=gate.dtype)
+    block = 1024
+    _silu_mul_kernel[(g.shape[0], math.ceil(n / block))](g, u, out, n, g.stride(0), u.stride(0), n, BLOCK=block,
+                                                          BF16=gate.dtype == torch.bfloat16, CUDA_EXP=not INTERPRETED,
+                                                          num_warps=4, enable_fp_fusion=False)
     return out
 
 

@@ -112,6 +112,9 @@ class Prefill:
                 if fused_dtype and _room_for(attns, device) else None
         self.fused_decoder = self.qkv_weights is not None
         self.fused_norm = fused_dtype  # offline_kernels.rms_norm: the module's arithmetic but the sum's order
+        # The decoder step in fewer passes, each value's arithmetic unchanged (see _step): its kernels take
+        # a tenth of the step at batch 256, and each one leaves the GPU idle between it and the next.
+        self.fused_step = bool(step.fused) and fused_dtype and step.text_gate_up is not None
         self.timings: dict[str, float] = {}  # seconds per phase, summed over calls (benchmarks read them)
         self.decoder = DecoderStats()
         self.pieces: dict[int, str] = {}  # text of single tokens, for segment_transcript
@@ -289,7 +292,12 @@ class Prefill:
         return n
 
     def _step(self, st: "_DecodeState", embeds, cache, scales) -> None:
-        """One position `st.pos` for every row, shapes fixed: reads st.token, writes st.token and st.out."""
+        """One position `st.pos` for every row, shapes fixed: reads st.token, writes st.token and st.out.
+
+        With `fused_step` the same values in fewer passes: each residual add inside the next RMS norm; the
+        MLP as the live step computes it (gate and up as one product, SiLU times up in one kernel); q and k
+        rotated and k and v written to the cache in one kernel; the greedy choice on the logits as they are
+        (bf16 to float32 is exact, so the same argmax)."""
         s, B = self.s, st.token.shape[0]
         hidden = s.text.embed_tokens(st.token)[:, None] + embeds.index_select(1, st.pos)  # (B, 1, D)
         qpos = st.pos.view(1, 1).expand(B, 1)
@@ -297,19 +305,31 @@ class Prefill:
         mask = None
         if not self.ring_kernel:
             mask = ((st.keys <= st.pos) & (st.keys > st.pos - s.text_window))[None, None, None]  # (1, 1, 1, T)
-        for i, layer in enumerate(s.text.layers):
-            x = self._norm(layer.input_layernorm, hidden)
+        layers = s.text.layers
+        x = self._norm(layers[0].input_layernorm, hidden)
+        for i, layer in enumerate(layers):
             if self.fused_decoder:
-                attended = self._attend_step_fused(layer.self_attn, self.qkv_weights[i], x, cos[0], sin[0], cache[i], st.pos, qpos)
+                attended = self._attend_step_fused(layer.self_attn, self.qkv_weights[i], x, cos[0], sin[0], cache[i], st, qpos)
             else:
                 attended = self._attend_step(layer.self_attn, x, cos, sin, cache[i], st.pos, qpos, mask)
-            hidden = hidden + attended
-            x = self._norm(layer.post_attention_layernorm, hidden, scales[i])
-            hidden = hidden + layer.mlp(x)
-        hidden = self._norm(s.text.norm, hidden)
-        token = s.lm_head(hidden[:, -1, :]).float().argmax(dim=-1)
+            x = self._add_norm(hidden, attended, layer.post_attention_layernorm, scales[i])
+            following = layers[i + 1].input_layernorm if i + 1 < len(layers) else s.text.norm
+            x = self._add_norm(hidden, self._mlp(i, layer.mlp, x), following)
+        logits = s.lm_head(x[:, -1, :])
+        token = (logits if self.fused_step else logits.float()).argmax(dim=-1)
         st.token.copy_(token)
         st.out.index_copy_(1, st.pos, token[:, None])
+
+    def _add_norm(self, hidden, delta, norm, scale=None):
+        """hidden += delta (in place), then the RMS norm of the sum (times `scale`): one pass when fused."""
+        if self.fused_step:
+            return offline_kernels.rms_norm(hidden, norm, scale, add=delta)
+        hidden += delta
+        return self._norm(norm, hidden, scale)
+
+    def _mlp(self, i, mlp, x):
+        """Decoder layer i's MLP, fused as the live step computes it (step.ModelStep.mlp)."""
+        return self.s.mlp(i, mlp, x) if self.fused_step else mlp(x)
 
     def _attend_step(self, attn, x, cos, sin, kv, pos, qpos, mask):
         B = x.shape[0]
@@ -328,7 +348,7 @@ class Prefill:
             out = F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=mask, scale=attn.scaling)
         return attn.o_proj(out.reshape(B, 1, H * Dh))
 
-    def _attend_step_fused(self, attn, qkv_weight, x, cos, sin, kv, pos, qpos):
+    def _attend_step_fused(self, attn, qkv_weight, x, cos, sin, kv, st: "_DecodeState", qpos):
         """_attend_step with one q/k/v product and rotary embedding in place; cos, sin (1, Dh)."""
         B = x.shape[0]
         Dh = attn.head_dim
@@ -336,12 +356,15 @@ class Prefill:
         Hkv = k_cache.shape[1]
         nk = Hkv * Dh
         qkv = F.linear(x, qkv_weight)  # (B, 1, nq + 2 nk)
-        q = offline_kernels.rope_(qkv[..., :-2 * nk].view(B, 1, -1, Dh), cos, sin)  # (B, 1, H, Dh)
-        k = offline_kernels.rope_(qkv[..., -2 * nk:-nk].view(B, 1, Hkv, Dh), cos, sin)
-        k_cache.index_copy_(2, pos, k.transpose(1, 2))
-        v_cache.index_copy_(2, pos, qkv[..., -nk:].view(B, 1, Hkv, Dh).transpose(1, 2))
-        H = q.shape[2]
-        q = q.reshape(B, Hkv, H // Hkv, Dh)  # grouped-query heads as rows of their KV head
+        H = qkv.shape[-1] // Dh - 2 * Hkv
+        if self.fused_step:  # q and k rotated, k and v written to the cache: one pass
+            offline_kernels.rope_store_(qkv, cos, sin, k_cache, v_cache, st.pos)
+        else:
+            k = offline_kernels.rope_(qkv[..., -2 * nk:-nk].view(B, 1, Hkv, Dh), cos, sin)
+            offline_kernels.rope_(qkv[..., :-2 * nk].view(B, 1, H, Dh), cos, sin)
+            k_cache.index_copy_(2, st.pos, k.transpose(1, 2))
+            v_cache.index_copy_(2, st.pos, qkv[..., -nk:].view(B, 1, Hkv, Dh).transpose(1, 2))
+        q = qkv[..., :-2 * nk].view(B, Hkv, H // Hkv, Dh)  # grouped-query heads as rows of their KV head
         out = attention.ring_attention(q, k_cache, v_cache, None, None, qpos, qpos, self.s.text_window, attn.scaling,
                                        linear=True)
         return attn.o_proj(out.reshape(B, 1, H * Dh))

@@ -80,10 +80,16 @@ def kv_write(kv, rows, ring_idx, k, v, active):
 
 def fuse_qkv(attn) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The attention's q, k and v weights as one (nq + 2 nk, D) matrix, and their biases as one vector (zeros
-    where a projection has none) or None. The three projections' weights become views of its rows, so the
-    model holds one copy; done once per module, later calls return the same tensors."""
-    if not hasattr(attn, "qkv_weight"):
-        projs = (attn.q_proj, attn.k_proj, attn.v_proj)
+    where a projection has none) or None; see `fuse_linears`."""
+    return fuse_linears(attn, ("q_proj", "k_proj", "v_proj"), "qkv")
+
+
+def fuse_linears(owner, names: tuple[str, ...], fused: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The linear layers `owner.<name>` as one matrix, their outputs side by side, and one bias or None. The
+    layers' weights become views of its rows, so the model holds one copy; done once per module (before any
+    CUDA graph reads the weights), later calls return the same tensors (buffers `<fused>_weight`, `_bias`)."""
+    if not hasattr(owner, f"{fused}_weight"):
+        projs = [getattr(owner, name) for name in names]
         with torch.no_grad():
             weight = torch.cat([p.weight for p in projs])
             bias = None
@@ -94,9 +100,9 @@ def fuse_qkv(attn) -> tuple[torch.Tensor, torch.Tensor | None]:
                 rows = p.weight.shape[0]
                 p.weight.data = weight[start:start + rows]
                 start += rows
-        attn.register_buffer("qkv_weight", weight, persistent=False)
-        attn.register_buffer("qkv_bias", bias, persistent=False)
-    return attn.qkv_weight, attn.qkv_bias
+        owner.register_buffer(f"{fused}_weight", weight, persistent=False)
+        owner.register_buffer(f"{fused}_bias", bias, persistent=False)
+    return getattr(owner, f"{fused}_weight"), getattr(owner, f"{fused}_bias")
 
 
 def rows_invariant(module, x):
@@ -168,6 +174,10 @@ class ModelStep:
         self.fused = fused
         self.audio_qkv = [fuse_qkv(layer.self_attn) for layer in self.audio.layers] if fused else None
         self.text_qkv = [fuse_qkv(layer.self_attn) for layer in self.text.layers] if fused else None
+        # The decoder MLP's gate and up as one product and its SiLU times up as one pass (`mlp`); the offline
+        # decoder (prefill.py) calls the same, so that its products are split over K as the live step's are.
+        self.text_gate_up = [fuse_linears(layer.mlp, ("gate_proj", "up_proj"), "gate_up")[0] for layer in self.text.layers] \
+            if fused and self.text.config.hidden_act == "silu" else None
 
     @torch.no_grad()
     def _delay_scales(self, inner, cfg):
@@ -239,8 +249,17 @@ class ModelStep:
             x = self._norm(layer.input_layernorm, hidden)
             hidden = hidden + self._self_attention("text", i, layer.self_attn, x, cos, sin, rows, ring_idx, mask, active)
             x = self._norm(layer.post_attention_layernorm, hidden, scales[i])
-            hidden = hidden + layer.mlp(x)
+            hidden = hidden + self.mlp(i, layer.mlp, x)
         return self._norm(self.text.norm, hidden)
+
+    def mlp(self, i, mlp, x):
+        """Decoder layer i's MLP module on x, down(silu(gate(x)) * up(x)): fused, gate and up as one product and
+        the elementwise part in one pass (offline_kernels.silu_mul, the module's values to the bit)."""
+        if self.text_gate_up is None:
+            return mlp(x)
+        both = F.linear(x, self.text_gate_up[i])
+        n = both.shape[-1] // 2
+        return mlp.down_proj(offline_kernels.silu_mul(both[..., :n], both[..., n:]))
 
     def _norm(self, norm, x, scale=None):
         """The model's RMS norm on x (B, L, D), times a per-row `scale` (B, D) if given."""
