@@ -23,5 +23,7 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": f"scribe-test-{RU
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; never outside tests
 # A database per test run, so that two runs on one machine (a developer and CI) never share one.
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("SCRIBE_TEST_DB_NAME") or f"test_scribe_{RUN_ID}"}  # noqa: F405
+# The engine inside the test server's process unless a test asks for caption workers (one process to start).
+ASR_LIVE_ENGINE = os.environ.get("SCRIBE_ASR_LIVE_ENGINE") or "local"
 # Tests build model folders under the temporary folder; the security tests' server narrows this to one folder.
 MODEL_IMPORT_ROOTS = envlist("SCRIBE_MODEL_ROOTS", [tempfile.gettempdir()])  # noqa: F405

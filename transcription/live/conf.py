@@ -10,8 +10,10 @@ def _setting(name: str, env_reader, env_name: str, default, **kw):
 
 
 def engine_mode() -> str:
-    """`local`: the engine runs in the server process; `worker`: in `manage.py run_caption_worker` processes."""
-    return _setting("ASR_LIVE_ENGINE", envstr, "SCRIBE_ASR_LIVE_ENGINE", "local")
+    """`worker` (the default): the engine runs in `manage.py run_caption_worker` processes, so that a restart
+    of a web server never reloads the model and meetings survive it; `local`: in the server process, which
+    reloads the model whenever it restarts (the test suite's layout: one process, no worker to start)."""
+    return _setting("ASR_LIVE_ENGINE", envstr, "SCRIBE_ASR_LIVE_ENGINE", "worker")
 
 
 def worker_channel() -> str:
