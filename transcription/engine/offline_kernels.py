@@ -111,6 +111,14 @@ if triton is not None:
         return x
 
     @triton.jit
+    def _rotate(x1, x2, c1, c2, s1, s2, BF16: tl.constexpr):
+        """The rotary embedding of a head's halves: x * cos + cat(-x2, x1) * sin, each product and the sum
+        rounded to the dtype as PyTorch's kernels do (float32 in, float32 out)."""
+        o1 = _round(_round(x1 * c1, BF16) + _round(-x2 * s1, BF16), BF16)
+        o2 = _round(_round(x2 * c2, BF16) + _round(x1 * s2, BF16), BF16)
+        return o1, o2
+
+    @triton.jit
     def _rope_kernel(X, COS, SIN, rows, heads, length, stride_tok, D: tl.constexpr, BLOCK_R: tl.constexpr,
                      BF16: tl.constexpr):
         r = tl.program_id(0) * BLOCK_R + tl.arange(0, BLOCK_R)
@@ -126,9 +134,7 @@ if triton is not None:
         c2 = tl.load(COS + clo + D // 2, mask=ok[:, None], other=0.0).to(tl.float32)
         s1 = tl.load(SIN + clo, mask=ok[:, None], other=0.0).to(tl.float32)
         s2 = tl.load(SIN + clo + D // 2, mask=ok[:, None], other=0.0).to(tl.float32)
-        # x * cos + cat(-x2, x1) * sin, each product and the sum rounded to the dtype as PyTorch's kernels do
-        o1 = _round(_round(x1 * c1, BF16) + _round(-x2 * s1, BF16), BF16)
-        o2 = _round(_round(x2 * c2, BF16) + _round(x1 * s2, BF16), BF16)
+        o1, o2 = _rotate(x1, x2, c1, c2, s1, s2, BF16)
         tl.store(X + lo, o1.to(X.dtype.element_ty), mask=ok[:, None])
         tl.store(X + lo + D // 2, o2.to(X.dtype.element_ty), mask=ok[:, None])
 
@@ -150,9 +156,8 @@ if triton is not None:
         x2 = tl.load(base + lo + D // 2, mask=(is_q | is_k)[:, None], other=0.0).to(tl.float32)
         c1, c2 = tl.load(COS + half).to(tl.float32)[None, :], tl.load(COS + D // 2 + half).to(tl.float32)[None, :]
         s1, s2 = tl.load(SIN + half).to(tl.float32)[None, :], tl.load(SIN + D // 2 + half).to(tl.float32)[None, :]
-        # _rope_kernel's arithmetic, each product and the sum rounded to the dtype
-        o1 = _round(_round(x1 * c1, BF16) + _round(-x2 * s1, BF16), BF16).to(QKV.dtype.element_ty)
-        o2 = _round(_round(x2 * c2, BF16) + _round(x1 * s2, BF16), BF16).to(QKV.dtype.element_ty)
+        o1, o2 = _rotate(x1, x2, c1, c2, s1, s2, BF16)
+        o1, o2 = o1.to(QKV.dtype.element_ty), o2.to(QKV.dtype.element_ty)
         tl.store(base + lo, o1, mask=is_q[:, None])
         tl.store(base + lo + D // 2, o2, mask=is_q[:, None])
         k_off = b * stride_cb + (heads - H)[:, None] * stride_ch + pos * stride_cr + half[None, :]

@@ -114,7 +114,7 @@ class Prefill:
         self.fused_norm = fused_dtype  # offline_kernels.rms_norm: the module's arithmetic but the sum's order
         # The decoder step in fewer passes, each value's arithmetic unchanged (see _step): its kernels take
         # a tenth of the step at batch 256, and each one leaves the GPU idle between it and the next.
-        self.fused_step = bool(step.fused) and fused_dtype and step.text_gate_up is not None
+        self.fused_step = fused_dtype and step.text_gate_up is not None  # the live step fused, with its MLP's kernel
         self.timings: dict[str, float] = {}  # seconds per phase, summed over calls (benchmarks read them)
         self.decoder = DecoderStats()
         self.pieces: dict[int, str] = {}  # text of single tokens, for segment_transcript
