@@ -6,7 +6,7 @@
 It runs `tests/live/test_faults.py` (real Daphne, the tiny random-weight model on the CPU, espeak-ng
 speech as the fake microphone; in its production phase two `run_caption_worker` processes), which
 injects each fault and measures: the time from connectivity returning to the next caption at the
-follower (`resume_s`), the audio captured by the host page that is missing from the recording
+follower (`resume_s`), the audio captured by the recording window that is missing from the recording
 (`audio_lost_ms`), and duplicated or missing final captions by sequence number. The file is a list
 of objects, one per fault, each with the device and date of the run that measured it.
 

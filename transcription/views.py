@@ -27,6 +27,18 @@ def live_host(request, meeting, role):
 
 
 @require_GET
+@meeting_access(OWNER)
+def live_recorder(request, meeting, role):
+    """The small window that records for the host page: opened by Start, with the page's input and delay."""
+    delay = request.GET.get("delay", "")
+    delay_ms = int(delay) if delay.isdigit() and int(delay) in DELAYS_MS else meeting.delay_ms
+    device = request.GET.get("device", "")[:256]  # the browser's opaque id of the chosen input
+    context = {"meeting": meeting, "delay_ms": delay_ms, "device": device, "prefs": _preferences(request.user),
+               "grace_seconds": live_conf.host_grace_seconds(), "model_ready": speech_model_ready()}
+    return render(request, "live/recorder.html", context)
+
+
+@require_GET
 @meeting_access(VIEW)
 def live_follow(request, meeting, role):
     prefs = _preferences(request.user)

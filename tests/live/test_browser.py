@@ -88,15 +88,20 @@ def test_the_host_streams_the_follower_sees_it_live_and_the_recording_matches_th
     follower.get_by_text("The host is not streaming right now.").wait_for()
     host = open_page(chromium, site, "alice", "alice-password-1", f"/meetings/{meeting.pk}/live/host", errors)
     host.get_by_label("Caption delay").select_option("960")
-    host.get_by_role("button", name="Start live captions").click()
+    with host.expect_popup() as opened:  # the recording window, which holds the microphone
+        host.get_by_role("button", name="Start live captions").click()
+    recorder = opened.value
+    recorder.on("pageerror", lambda exc: errors.append(str(exc)))
     host.get_by_text("Live: your audio is being captioned and recorded.").wait_for(timeout=60_000)
+    recorder.get_by_text("Live: your audio is being captioned and recorded.").wait_for()
     follower.locator("#host-status", has_text="The host is live.").wait_for()
     follower.locator("#caption-log .caption-line").first.wait_for(timeout=60_000)  # captions while the host speaks
     host.wait_for_timeout(wav_duration_ms(speech) + 1500)
     follower.screenshot(path=tmp_path / "caption-view.png")  # kept with the test's files, for people to look at
-    assert host.locator("#level").evaluate("m => m.value") >= 0
+    assert host.locator("#level").evaluate("m => m.value") > 0  # the window's input level, shown on the host page
     host.get_by_role("button", name="Stop and finish").click()
     host.get_by_text("Stopped. The recording is saved").wait_for(timeout=60_000)
+    recorder.wait_for_event("close", timeout=10_000)  # its work done, the window closes itself
     follower.locator("#host-status", has_text="The meeting has ended.").wait_for(timeout=30_000)
     assert not errors
 
@@ -119,14 +124,103 @@ def test_the_host_streams_the_follower_sees_it_live_and_the_recording_matches_th
     assert window_alignment(recorded, reference) > 0.8
 
 
-def test_the_caption_view_and_host_page_have_no_accessibility_violations(chromium, site, people):
+def start_in_recording_window(host, errors):
+    """Press Start on the host page; returns the recording window it opens, once both say it is live."""
+    with host.expect_popup() as opened:
+        host.get_by_role("button", name="Start live captions").click()
+    recorder = opened.value
+    recorder.on("pageerror", lambda exc: errors.append(str(exc)))
+    recorder.on("dialog", lambda dialog: dialog.accept())
+    for page in (recorder, host):
+        page.get_by_text("Live: your audio is being captioned and recorded.").wait_for(timeout=60_000)
+    return recorder
+
+
+def captured(page) -> dict:
+    return page.evaluate("() => ({...document.getElementById('live').liveStats})")
+
+
+def test_the_recording_window_records_on_while_the_host_page_is_closed_and_opened_again(chromium, site, people):
     meeting, errors = people, []
-    pages = [
-        open_page(chromium, site, "bob", "bob-password-1", f"/meetings/{meeting.pk}/live/", errors),
-        open_page(chromium, site, "alice", "alice-password-1", f"/meetings/{meeting.pk}/live/host", errors),
-    ]
+    follower = open_page(chromium, site, "bob", "bob-password-1", f"/meetings/{meeting.pk}/live/", errors)
+    host = open_page(chromium, site, "alice", "alice-password-1", f"/meetings/{meeting.pk}/live/host", errors)
+    # Opened other than by the host page's Start (a link from elsewhere), the window records nothing until asked.
+    stray = host.context.new_page()
+    stray.goto(f"{site}/meetings/{meeting.pk}/live/recorder")
+    stray.get_by_text("Press “Start recording” to record this meeting's audio in this window.").wait_for()
+    stray.wait_for_timeout(1000)
+    assert captured(stray)["captured"] == 0 and stray.get_by_role("button", name="Start recording").is_enabled()
+    stray.close()
+
+    recorder = start_in_recording_window(host, errors)
+    assert host.get_by_role("button", name="Start live captions").is_disabled()
+    assert host.get_by_text("Your audio is recorded in the recording window.").is_visible()
+
+    # The host closes the page (no warning: nothing is lost) and opens it again in a new tab.
+    before = captured(recorder)
+    host.close(run_before_unload=True)
+    follower.wait_for_timeout(1500)
+    assert follower.locator("#host-status").get_attribute("data-host") == "live"  # the followers saw nothing happen
+    host = recorder.context.new_page()
+    host.on("pageerror", lambda exc: errors.append(str(exc)))
+    host.goto(f"{site}/meetings/{meeting.pk}/live/host")
+    host.get_by_text("Live: your audio is being captioned and recorded.").wait_for(timeout=10_000)
+    assert host.get_by_role("button", name="Start live captions").is_disabled()
+    after = captured(recorder)
+    assert after["captured"] > before["captured"] and after["openedAt"] == before["openedAt"]  # one connection all along
+
+    # Its buttons work the window.
+    host.get_by_role("button", name="Pause", exact=True).click()
+    recorder.get_by_text("Paused: nothing is sent or recorded until you resume.").wait_for(timeout=5000)
+    host.get_by_text("Paused: nothing is sent or recorded until you resume.").wait_for(timeout=5000)
+    follower.locator("#host-status", has_text="The host has paused captions.").wait_for(timeout=10_000)
+    host.get_by_role("button", name="Resume", exact=True).click()
+    host.get_by_text("Live: your audio is being captioned and recorded.").wait_for(timeout=5000)
+
+    # The window is closed by mistake: the host page says so at once, and Start continues the same session.
+    recorder.close(run_before_unload=False)
+    host.get_by_text("The recording window was closed, so nothing is being recorded.").wait_for(timeout=5000)
+    follower.locator("#host-status", has_text="The host is reconnecting").wait_for(timeout=10_000)
+    recorder = start_in_recording_window(host, errors)
+    follower.locator("#host-status", has_text="The host is live.").wait_for(timeout=10_000)
+    host.get_by_role("button", name="Stop and finish").click()
+    host.get_by_text("Stopped. The recording is saved").wait_for(timeout=60_000)
+    recorder.wait_for_event("close", timeout=10_000)
+    assert not errors
+    assert Recording.objects.filter(meeting=meeting, source=Recording.Source.LIVE).count() == 1  # one session, one recording
+
+
+def test_where_pop_ups_are_blocked_the_host_page_records_itself_and_resumes_after_a_reload(chromium, site, people):
+    meeting, errors = people, []
+    context = chromium.new_context()
+    context.add_init_script("window.open = () => null")  # what a pop-up blocker gives the page
+    host = context.new_page()
+    host.on("pageerror", lambda exc: errors.append(str(exc)))
+    host.on("dialog", lambda dialog: dialog.accept())  # the beforeunload warning: this page records
+    sign_in(host, site, "alice", "alice-password-1")
+    host.goto(f"{site}/meetings/{meeting.pk}/live/host")
+    host.get_by_role("button", name="Start live captions").click()
+    host.get_by_text("Live: your audio is being captioned and recorded.").wait_for(timeout=60_000)
+    host.get_by_role("alert").filter(has_text="pop-ups are blocked for this site), so this page records").wait_for()
+    assert len(context.pages) == 1 and captured(host)["captured"] > 0
+
+    host.reload()  # the session waits for the page, which opens the microphone again by itself
+    host.get_by_text("Live: your audio is being captioned and recorded.").wait_for(timeout=60_000)
+    previous = host.evaluate("JSON.parse(sessionStorage.getItem('scribe-live-previous-capture'))")
+    print(f"a reload of a page that records itself: no page captured for {captured(host)['firstAt'] - 80 - previous['lastAt']:.0f} ms")
+    host.get_by_role("button", name="Stop and finish").click()
+    host.get_by_text("Stopped. The recording is saved").wait_for(timeout=60_000)
+    assert not errors
+    assert Recording.objects.filter(meeting=meeting, source=Recording.Source.LIVE).count() == 1
+
+
+def test_the_live_pages_and_the_recording_window_have_no_accessibility_violations(chromium, site, people):
+    meeting, errors = people, []
+    follower = open_page(chromium, site, "bob", "bob-password-1", f"/meetings/{meeting.pk}/live/", errors)
+    host = open_page(chromium, site, "alice", "alice-password-1", f"/meetings/{meeting.pk}/live/host", errors)
+    host.locator("#host-status").filter(has_text="host").wait_for()
+    pages = [follower, host, start_in_recording_window(host, errors)]  # the host page as it is while the window records
     for page in pages:
-        page.locator("#host-status").filter(has_text="host").wait_for()
         page.add_script_tag(url=AXE)
         for theme in ("dark", "contrast", "light"):
             page.evaluate("t => document.body.className = document.body.className.replace(/theme-\\S+/, 'theme-' + t)", theme)

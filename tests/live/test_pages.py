@@ -15,9 +15,16 @@ def test_the_owner_gets_the_host_page_and_a_viewer_the_caption_view(client, owne
     page = client.get(f"/meetings/{meeting.pk}/live/host").content.decode()
     assert 'data-socket-path="/ws/meetings/%d/live/host"' % meeting.pk in page and '<option value="480" selected>' in page
 
+    # The recording window that Start opens: the page's chosen delay and input, a made-up delay refused.
+    window = client.get(f"/meetings/{meeting.pk}/live/recorder?delay=960&device=abc123").content.decode()
+    assert 'id="delay" value="960"' in window and 'id="device" value="abc123"' in window and 'data-mode="recorder"' in window
+    assert 'id="delay" value="480"' in client.get(f"/meetings/{meeting.pk}/live/recorder?delay=123").content.decode()
+    assert 'href="/search' not in window  # no links away from a window that records
+
     client.force_login(member)
     assert "Follow live captions" in client.get(f"/meetings/{meeting.pk}/").content.decode()
     assert client.get(f"/meetings/{meeting.pk}/live/host").status_code == 404
+    assert client.get(f"/meetings/{meeting.pk}/live/recorder").status_code == 404
     page = client.get(f"/meetings/{meeting.pk}/live/").content.decode()
     assert 'role="log"' in page and 'aria-hidden="true"' in page
 

@@ -20,6 +20,7 @@ CONTENT_URLS = {
     "meetings:search": "/search?q=kidney",
     "live:follow": "/meetings/{m}/live/",
     "live:host": "/meetings/{m}/live/host",
+    "live:recorder": "/meetings/{m}/live/recorder",
     "reprocess:status": "/meetings/{m}/reprocessing",
     "reprocess:upload_piece": "/meetings/{m}/recordings/uploads/{token}",
     "voices:mine": "/voices/",

@@ -32,6 +32,7 @@ globalThis.clearTimeout = globalThis.clearInterval = (id) => clock.timers.delete
 Date.now = () => clock.now;
 
 const { LiveSocket, CaptionView, MissedFinals, OFFLINE_RETRY_MS, RETRY_CAP_MS, STATUS_STALE_MS, retryDelay } = await import("/static/frontend/js/live-common.js");
+const { GONE_MS, RecorderLink, recorderBeating } = await import("/static/frontend/js/live-recorder.js");
 
 class FakeSocket {
   static all = [];
@@ -334,6 +335,38 @@ test("jump to live keeps keyboard focus on the controls", () => {
   view.jumpButton.focus();
   view.jumpButton.click();
   assert(view.jumpButton.hidden && document.activeElement === view.pauseButton, document.activeElement?.id);
+});
+
+test("a recording window is found while it beats, and taken for gone soon after it stops", () => {
+  const storage = new Map();
+  const store = { getItem: (k) => storage.get(k) ?? null, setItem: (k, v) => storage.set(k, v), removeItem: (k) => storage.delete(k) };
+  const link = new RecorderLink("7", () => {}, { storage: store });
+  assert(!recorderBeating("7", clock.now, store), "found before any beat");
+  link.beat(clock.now);
+  assert(recorderBeating("7", clock.now + GONE_MS - 1, store), "lost within a beat");
+  assert(!recorderBeating("8", clock.now, store), "another meeting's window taken for this one's");
+  assert(!recorderBeating("7", clock.now + GONE_MS, store), "a window that stopped beating still counted");
+  link.beat(clock.now);
+  link.quiet();
+  assert(!recorderBeating("7", clock.now, store), "a window that finished still counted");
+  const broken = { getItem: () => { throw new Error("refused"); }, setItem: () => { throw new Error("refused"); }, removeItem() {} };
+  link.storage = broken;
+  link.beat();
+  assert(!recorderBeating("7", clock.now, broken), "refused storage");
+});
+
+test("a recording window and the host pages of its meeting, and only its meeting, hear each other", async () => {
+  const heard = { window: [], page: [], other: [] };
+  const recorder = new RecorderLink("41", (m) => heard.window.push(m.type));
+  const page = new RecorderLink("41", (m) => heard.page.push(m.type));
+  const other = new RecorderLink("42", (m) => heard.other.push(m.type));
+  page.post({ type: "hello" });
+  recorder.post({ type: "state", recording: true });
+  await new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
+  await new Promise((done) => queueMicrotask(done));
+  for (let i = 0; i < 20 && !(heard.window.length && heard.page.length); i++) await new Promise((done) => requestAnimationFrame(done));
+  assert(heard.window.join() === "hello" && heard.page.join() === "state" && !heard.other.length, JSON.stringify(heard));
+  [recorder, page, other].forEach((l) => l.channel.close());
 });
 
 window.liveTests = Object.keys(tests);

@@ -2,6 +2,8 @@
 // A module of its own, loaded early (an async module in the page's head), so that a reloaded page of a
 // live meeting opens the microphone while the rest of the page still loads: every millisecond before
 // the first frame is audio that no page captured. live-host.js imports the same instance.
+import { recorderBeating } from "./live-recorder.js";
+
 const WORKLET_URL = new URL("./live-worklet.js", import.meta.url).href;
 
 /** Open the microphone and start the graph. Frames are kept, with the time each arrived, until
@@ -41,10 +43,12 @@ export async function openMicrophone(deviceId = "") {
   return { context, stream, node, listen, askedAt, micAt, graphAt: Date.now() };
 }
 
-/** A reloaded page of a live meeting (its head says so) opens the microphone at once where the browser
+/** A reloaded page of a live meeting that recorded itself (its head says so) opens the microphone at once where the browser
  * already allows it, without a click. Resolves to the graph, or null where it may not. */
 function openEarly() {
   if (document.querySelector('meta[name="scribe-live-resume"]')?.content !== "1" || !navigator.permissions) return Promise.resolve(null);
+  // A recording window of this meeting records it: this page only shows what it does.
+  if (recorderBeating(document.querySelector('meta[name="scribe-meeting"]')?.content)) return Promise.resolve(null);
   return navigator.permissions
     .query({ name: "microphone" })
     .then((permission) => (permission.state === "granted" ? openMicrophone() : null))
