@@ -367,7 +367,7 @@ const POPUP_REFUSED = "The browser did not open the recording window (pop-ups ar
 function start() {
   if (isRecorder || !link) return startCapture();
   const query = new URLSearchParams({ delay: el("delay").value, device: deviceSelect.value, from: capture });
-  const win = window.open(`${root.dataset.recorderPath}?${query}`, recorderWindowName(meetingId), "popup,width=560,height=640");
+  const win = window.open(`${root.dataset.recorderPath}?${query}`, recorderWindowName(meetingId), "popup,width=520,height=560");
   if (!win) {
     startCapture().then(() => audio && fail(POPUP_REFUSED, "popup"));
     return;
