@@ -40,7 +40,8 @@ def harness():
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.route(f"{ORIGIN}/**", serve)
         page.goto(f"{ORIGIN}/harness.html")
-        page.wait_for_function("window.liveTestsReady === true", timeout=15_000, polling=100)
+        # Polled on animation frames: the page replaces setTimeout with its fake clock, which Playwright's timed polling would use.
+        page.wait_for_function("window.liveTestsReady === true", timeout=15_000, polling="raf")
         assert not errors, errors
         assert page.evaluate("window.liveTests") == NAMES
         yield page
