@@ -18,12 +18,16 @@ def _preferences(user) -> CaptionPreferences:
     return CaptionPreferences.objects.filter(user=user).first() or CaptionPreferences(user=user)
 
 
+def _capture_context(request, meeting) -> dict:
+    """What the host page and the recording window both show: the meeting, the user's theme, the grace, the model."""
+    return {"meeting": meeting, "prefs": _preferences(request.user), "grace_seconds": live_conf.host_grace_seconds(),
+            "model_ready": speech_model_ready()}
+
+
 @require_GET
 @meeting_access(OWNER)
 def live_host(request, meeting, role):
-    context = {"meeting": meeting, "delays": DELAYS_MS, "prefs": _preferences(request.user),
-               "grace_seconds": live_conf.host_grace_seconds(), "model_ready": speech_model_ready()}
-    return render(request, "live/host.html", context)
+    return render(request, "live/host.html", {**_capture_context(request, meeting), "delays": DELAYS_MS})
 
 
 @require_GET
@@ -33,9 +37,7 @@ def live_recorder(request, meeting, role):
     delay = request.GET.get("delay", "")
     delay_ms = int(delay) if delay.isdigit() and int(delay) in DELAYS_MS else meeting.delay_ms
     device = request.GET.get("device", "")[:256]  # the browser's opaque id of the chosen input
-    context = {"meeting": meeting, "delay_ms": delay_ms, "device": device, "prefs": _preferences(request.user),
-               "grace_seconds": live_conf.host_grace_seconds(), "model_ready": speech_model_ready()}
-    return render(request, "live/recorder.html", context)
+    return render(request, "live/recorder.html", {**_capture_context(request, meeting), "delay_ms": delay_ms, "device": device})
 
 
 @require_GET

@@ -88,12 +88,7 @@ def test_the_host_streams_the_follower_sees_it_live_and_the_recording_matches_th
     follower.get_by_text("The host is not streaming right now.").wait_for()
     host = open_page(chromium, site, "alice", "alice-password-1", f"/meetings/{meeting.pk}/live/host", errors)
     host.get_by_label("Caption delay").select_option("960")
-    with host.expect_popup() as opened:  # the recording window, which holds the microphone
-        host.get_by_role("button", name="Start live captions").click()
-    recorder = opened.value
-    recorder.on("pageerror", lambda exc: errors.append(str(exc)))
-    host.get_by_text("Live: your audio is being captioned and recorded.").wait_for(timeout=60_000)
-    recorder.get_by_text("Live: your audio is being captioned and recorded.").wait_for()
+    recorder = start_in_recording_window(host, errors)  # the window that holds the microphone
     follower.locator("#host-status", has_text="The host is live.").wait_for()
     follower.locator("#caption-log .caption-line").first.wait_for(timeout=60_000)  # captions while the host speaks
     host.wait_for_timeout(wav_duration_ms(speech) + 1500)

@@ -40,6 +40,8 @@ let resumed = false; // this capture has been started on the server before: a la
 // (where a reload's lost time goes).
 const stats = (root.liveStats = { captured: 0, kept: 0, firstAt: null, lastAt: null, maxKeptMs: MAX_KEPT * FRAME_MS, openedAt: null, startedAt: null,
   askedAt: null, micAt: null, graphAt: null });
+// How long a meeting waits for its host to come back (SCRIBE_LIVE_HOST_GRACE_SECONDS), in minutes as the messages say it.
+const GRACE_MINUTES = Math.round(Number(root.dataset.graceSeconds || 120) / 60);
 // What the tab's previous page captured, up to its last moment (a reload's loss is counted from there).
 const PREVIOUS_CAPTURE = "scribe-live-previous-capture";
 
@@ -47,7 +49,7 @@ const PREVIOUS_CAPTURE = "scribe-live-previous-capture";
 let done = false; // the meeting was stopped from here: nothing more to record
 let opening = false; // the microphone is being opened
 let heard = 0; // frames from the microphone, paused or not
-const remote = { on: false, heardAt: 0, paused: false, ending: false, capture: null }; // the host page's view of a recording window
+const remote = { on: false, heardAt: 0, paused: false, capture: null }; // the host page's view of a recording window
 const openedFor = new URLSearchParams(location.search).get("from") || ""; // in a recording window: the host page that opened it
 const link = meetingId && globalThis.BroadcastChannel ? new RecorderLink(meetingId, isRecorder ? obey : mirror) : null;
 
@@ -278,8 +280,7 @@ async function offerResume(status) {
   if (isRecorder || remote.on || recorderBeating(meetingId)) return; // the recording window has it
   if (resumeOffered || audio || ending || !["reconnecting", "live", "paused"].includes(status.host)) return;
   resumeOffered = true;
-  const grace = Math.round(Number(root.dataset.graceSeconds || 120) / 60);
-  say(`This meeting is live and waiting for you. Press “Start live captions” within ${grace} minutes of leaving to continue the same session.`);
+  say(`This meeting is live and waiting for you. Press “Start live captions” within ${GRACE_MINUTES} minutes of leaving to continue the same session.`);
   const permission = await navigator.permissions?.query({ name: "microphone" }).catch(() => null);
   if (permission?.state !== "granted") return;
   await startCapture();
@@ -337,7 +338,7 @@ function mirror(m) {
   // A window that records, or the one this page follows or opened (its failure is news); not one left
   // open without recording.
   if (!m.recording && m.capture !== remote.capture && m.from !== capture) return;
-  Object.assign(remote, { on: m.recording, heardAt: Date.now(), paused: m.paused, ending: m.ending, capture: m.capture });
+  Object.assign(remote, { on: m.recording, heardAt: Date.now(), paused: m.paused, capture: m.capture });
   if (el("capture-status").textContent !== m.status) el("capture-status").textContent = m.status;
   fail(m.error, m.errorKind);
   if (el("engine-status").textContent !== m.engine) el("engine-status").textContent = m.engine;
@@ -356,8 +357,7 @@ function watchRecorder() {
   el("recorder-note").hidden = true;
   startButton.disabled = root.dataset.modelReady !== "1";
   pauseButton.disabled = stopButton.disabled = true;
-  const grace = Math.round(Number(root.dataset.graceSeconds || 120) / 60);
-  say(`The recording window was closed, so nothing is being recorded. Press “Start live captions” within ${grace} minutes to continue the same session.`);
+  say(`The recording window was closed, so nothing is being recorded. Press “Start live captions” within ${GRACE_MINUTES} minutes to continue the same session.`);
 }
 
 const POPUP_REFUSED = "The browser did not open the recording window (pop-ups are blocked for this site), so this page records: keep it open, since reloading or leaving it loses a moment of audio. Allow pop-ups for this site to record in a window of its own.";
